@@ -1,0 +1,197 @@
+"""Convert between pydicom datasets and AHI image-set attribute blocks (SchemaVersion 1.1).
+
+The encoding is documented in docs/architecture.md. It must be lossless: every attribute of a source
+file comes back with an equal value from :func:`attributes_to_dataset`.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from pydicom.datadict import dictionary_VM, dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filewriter import correct_ambiguous_vr_element
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag, Tag
+
+#: VRs whose values are raw bytes, written as base64.
+BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+#: VRs whose values are binary numbers, written as JSON numbers.
+NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"})
+#: Attributes that hold pixels; their values live in the image frames, never in the metadata.
+PIXEL_KEYWORDS = frozenset({"PixelData", "FloatPixelData", "DoubleFloatPixelData"})
+PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+#: The key of an attribute block (or sequence item) that lists VRs of tags keyed by number.
+VRS_KEY = "DICOMVRs"
+
+_WORD_SIZE = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def dataset_to_attributes(ds: Dataset) -> tuple[dict[str, Any], dict[str, str]]:
+    """Return the AHI attribute block of *ds* and the VRs of its number-keyed tags.
+
+    File meta attributes are included (except the group length), as AHI does.
+    """
+    attributes: dict[str, Any] = {}
+    vrs: dict[str, str] = {}
+    big_endian = ds.original_encoding[1] is False if ds.original_encoding else False
+    file_meta = getattr(ds, "file_meta", None)
+    if file_meta is not None:
+        for elem in file_meta:
+            _add_element(attributes, vrs, elem, ds, big_endian)
+    for tag in ds.keys():
+        _add_element(attributes, vrs, _element_or_raw_text(ds, tag), ds, big_endian)
+    return attributes, vrs
+
+
+def _element_or_raw_text(ds: Dataset, tag: BaseTag) -> DataElement:
+    """Return the element at *tag*; a value pydicom cannot convert is kept as its raw text.
+
+    Real files carry invalid values (a DS of ``1A``); keeping the text loses nothing.
+    """
+    try:
+        return ds[tag]
+    except ValueError:
+        raw = ds.get_item(tag)
+        text = raw.value.decode("latin-1").rstrip(" \x00") if raw.value else ""
+        return DataElement(tag, "UN" if raw.VR in (None, "UN") else raw.VR, text)
+
+
+def _add_element(
+    attributes: dict[str, Any],
+    vrs: dict[str, str],
+    elem: DataElement,
+    ds: Dataset,
+    big_endian: bool,
+) -> None:
+    tag = elem.tag
+    if tag.element == 0 or tag in (0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD):
+        return
+    if " or " in elem.VR:
+        elem = correct_ambiguous_vr_element(elem, ds, not big_endian)
+    key, numbered = _key_for(tag, elem.VR)
+    if numbered:
+        vrs[f"{int(tag):08X}"] = elem.VR
+    attributes[key] = None if tag in PIXEL_TAGS else _encode_value(elem, ds, big_endian)
+
+
+def _key_for(tag: BaseTag, vr: str) -> tuple[str, bool]:
+    """Return the block key for *tag* and whether its VR must be recorded in DICOMVRs."""
+    if not tag.is_private:
+        keyword = keyword_for_tag(tag)
+        # Repeating groups (overlays, curves) share one keyword; only the base group may use it.
+        if keyword and tag_for_keyword(keyword) == tag:
+            return keyword, " or " in dictionary_VR(tag)
+    return f"{int(tag):08X}", True
+
+
+def _encode_value(elem: DataElement, ds: Dataset, big_endian: bool) -> Any:
+    vr, value = elem.VR, elem.value
+    if value is None or (not isinstance(value, int | float) and len(value) == 0):
+        return [] if vr == "SQ" else None
+    if vr == "SQ":
+        return [_item_to_attributes(item, big_endian) for item in value]
+    if vr in BINARY_VRS:
+        raw = bytes(value)
+        if big_endian and vr in _WORD_SIZE:
+            raw = _swap_words(raw, _WORD_SIZE[vr])
+        return base64.b64encode(raw).decode("ascii")
+    values = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
+    encoded = [_encode_scalar(vr, v) for v in values]
+    if len(encoded) == 1 and not _allows_many(elem.tag):
+        return encoded[0]
+    return encoded
+
+
+def _item_to_attributes(item: Dataset, big_endian: bool) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    vrs: dict[str, str] = {}
+    for elem in item:
+        _add_element(attributes, vrs, elem, item, big_endian)
+    if vrs:
+        attributes[VRS_KEY] = vrs
+    return attributes
+
+
+def _encode_scalar(vr: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if vr in NUMBER_VRS:
+        return value
+    if vr == "AT":
+        return f"{int(value):08X}"
+    # DS, IS and PN keep their original text; str() of pydicom's value types gives exactly that.
+    return str(value)
+
+
+def _allows_many(tag: BaseTag) -> bool:
+    if tag.is_private:
+        return False
+    try:
+        return dictionary_VM(tag) != "1"
+    except KeyError:
+        return False
+
+
+def _swap_words(raw: bytes, size: int) -> bytes:
+    dtype = {2: ">u2", 4: ">u4", 8: ">u8"}[size]
+    usable = len(raw) - len(raw) % size
+    return np.frombuffer(raw[:usable], dtype=dtype).astype(dtype[1:]).tobytes() + raw[usable:]
+
+
+def attributes_to_dataset(
+    attributes: Mapping[str, Any], vrs: Mapping[str, str] | None = None
+) -> Dataset:
+    """Build a dataset from an attribute block; the inverse of :func:`dataset_to_attributes`.
+
+    File meta attributes (group 0002) are returned in ``ds.file_meta``.
+    """
+    ds = Dataset()
+    meta = Dataset()
+    for key, value in attributes.items():
+        if key == VRS_KEY:
+            continue
+        tag, vr = _tag_and_vr(key, vrs or attributes.get(VRS_KEY) or {})
+        (meta if tag.group == 2 else ds)[tag] = _element(tag, vr, value)
+    if len(meta):
+        ds.file_meta = FileMetaDataset(meta)
+    return ds
+
+
+def _element(tag: BaseTag, vr: str, value: Any) -> DataElement | RawDataElement:
+    try:
+        return DataElement(tag, vr, _decode_value(vr, value))
+    except ValueError:
+        # A value that was invalid in the source file (kept as text): hand it back unconverted.
+        text = "\\".join(value) if isinstance(value, list) else str(value)
+        raw = text.encode("utf-8")
+        return RawDataElement(tag, vr, len(raw), raw, 0, False, True)
+
+
+def _tag_and_vr(key: str, vrs: Mapping[str, str]) -> tuple[BaseTag, str]:
+    keyword_tag = tag_for_keyword(key)
+    tag = Tag(keyword_tag if keyword_tag is not None else int(key, 16))
+    vr = vrs.get(f"{int(tag):08X}")
+    if vr is None:
+        vr = dictionary_VR(tag).split(" or ")[0] if keyword_tag is not None else "UN"
+    return tag, vr
+
+
+def _decode_value(vr: str, value: Any) -> Any:
+    if value is None:
+        return [] if vr == "SQ" else None
+    if vr == "SQ":
+        return Sequence(attributes_to_dataset(item) for item in value)
+    if vr in BINARY_VRS:
+        return base64.b64decode(value)
+    values: Iterable[Any] = value if isinstance(value, list) else [value]
+    if vr == "AT":
+        values = [None if v is None else int(v, 16) for v in values]
+    decoded = list(values)
+    return decoded[0] if len(decoded) == 1 else decoded
