@@ -1,0 +1,239 @@
+"""The ``dicomweb-proxy`` command: serve, import, db and demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import ConfigError, Settings, load_settings
+
+DESCRIPTION = """\
+A DICOMweb server (QIDO-RS, WADO-RS) for image-set stores: a local folder kept the way AWS
+HealthImaging keeps data, or an AHI datastore. Settings come from flags, then DICOMWEB_PROXY_*
+environment variables (PORT and CACHE_ROOT are read too), then a TOML config file (--config or
+DICOMWEB_PROXY_CONFIG), then defaults.
+"""
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("storage")
+    group.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder of the embedded default: SQLite index, local store, caches "
+        "(env DICOMWEB_PROXY_DATA_DIR; default ./data)",
+    )
+    group.add_argument(
+        "--database-url",
+        help="index database URL, e.g. postgresql+psycopg://user@host/db or "
+        "mysql+pymysql://user:pw@host/db (default: SQLite file in the data folder)",
+    )
+    group.add_argument("--config", type=Path, help="TOML file with settings (same names as flags)")
+    group.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+    return common
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("server")
+    group.add_argument("--host", help="address to listen on (default 0.0.0.0)")
+    group.add_argument("--port", type=int, help="TCP port (env PORT too; default 8080)")
+    group.add_argument(
+        "--base-path", help="URL prefix of the DICOMweb service (default /aetitle, as the AHI proxy)"
+    )
+    group.add_argument("--workers", type=int, help="server worker processes (default 2)")
+    group.add_argument(
+        "--cors-origin",
+        dest="cors_origins",
+        action="append",
+        help="origin allowed to call the service from a browser; repeat, or '*' for any",
+    )
+    group.add_argument(
+        "--public-base-url",
+        help="URL clients reach the service at, when a proxy in front rewrites it "
+        "(otherwise taken from the request and X-Forwarded-* headers)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dicomweb-proxy", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common_options()
+
+    serve = commands.add_parser(
+        "serve", parents=[common], help="run the DICOMweb server", description=_doc(cmd_serve)
+    )
+    _server_options(serve)
+    serve.set_defaults(handler=cmd_serve)
+
+    importer = commands.add_parser(
+        "import",
+        parents=[common],
+        help="import DICOM files and folders into the store and index",
+        description=_doc(cmd_import),
+    )
+    importer.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="file or folder")
+    importer.add_argument(
+        "--keep-original",
+        action="store_true",
+        default=None,
+        help="store frames in their source encoding instead of HTJ2K (less CPU, more disk)",
+    )
+    importer.add_argument("--jobs", type=int, help="parser processes (default: one per core)")
+    importer.set_defaults(handler=cmd_import)
+
+    db = commands.add_parser(
+        "db", parents=[common], help="create, upgrade or inspect the index schema"
+    )
+    db.add_argument("action", choices=["upgrade", "status"], help="upgrade: create or migrate")
+    db.set_defaults(handler=cmd_db)
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[common],
+        help="create sample studies, import them and serve them",
+        description=_doc(cmd_demo),
+    )
+    _server_options(demo)
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def _doc(function) -> str:
+    return (function.__doc__ or "").strip()
+
+
+def _settings(args: argparse.Namespace, **overrides) -> Settings:
+    names = Settings.__dataclass_fields__
+    flags = {name: value for name, value in vars(args).items() if name in names}
+    flags.update(overrides)
+    return load_settings(flags, config_file=args.config)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the DICOMweb server. The index schema is created or upgraded first."""
+    settings = _settings(args)
+    _upgrade(settings)
+    return _run_server(settings)
+
+
+def _upgrade(settings: Settings) -> None:
+    from .services import open_services
+
+    open_services(settings, upgrade=True).close()
+
+
+def _run_server(settings: Settings) -> int:
+    import uvicorn
+
+    os.environ.update(settings.to_env())
+    base = f"http://{'localhost' if settings.host in ('0.0.0.0', '::') else settings.host}"
+    print(f"DICOMweb service at {base}:{settings.port}{settings.base_path}", flush=True)
+    uvicorn.run(
+        "dicomweb_proxy.http.app:create_app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        proxy_headers=True,
+        forwarded_allow_ips="*",
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import DICOM Part 10 files (folders are searched recursively).
+
+    Already imported instances are reported and skipped; files that are not DICOM, are damaged or
+    lack Study/Series/SOP Instance UIDs are listed with the reason. Exit status 0 when every file
+    was imported or already present, 1 otherwise. Safe while the server runs.
+    """
+    from .ingest.importer import Importer, find_files, progress_bar
+    from .services import open_services
+
+    settings = _settings(args)
+    services = open_services(settings)
+    try:
+        files = find_files(args.paths)
+        missing = [path for path in args.paths if not path.exists()]
+        for path in missing:
+            print(f"{path}: no such file or folder", file=sys.stderr)
+        importer = Importer(
+            services.store,
+            services.index,
+            keep_original=settings.keep_original,
+            workers=args.jobs,
+        )
+        advance, close = progress_bar(len(files))
+        try:
+            report = importer.run(files, progress=advance)
+        finally:
+            close()
+    finally:
+        services.close()
+    for failure in report.failures:
+        print(f"{failure.path}: {failure.reason}", file=sys.stderr)
+    print(report.summary())
+    return 0 if report.ok and not missing else 1
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """Create or upgrade the index schema, or print its revision."""
+    from .index.database import create_index_engine, schema_revision, upgrade_schema
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_index_engine(settings.index_url)
+    try:
+        if args.action == "upgrade":
+            upgrade_schema(engine)
+        revision = schema_revision(engine)
+    finally:
+        engine.dispose()
+    print(f"index {engine.url.render_as_string(hide_password=True)}: revision {revision or 'none'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Create a data folder with synthetic sample studies imported, then serve it.
+
+    The demo allows any browser origin (CORS) so a viewer on another port can use it.
+    """
+    from .ingest.importer import Importer, find_files
+    from .samples import generate_sample_studies
+    from .services import open_services
+
+    settings = _settings(args, cors_origins=args.cors_origins or ["*"])
+    samples = settings.data_dir / "samples"
+    if not samples.exists():
+        print(f"writing sample studies to {samples}", flush=True)
+        generate_sample_studies(samples)
+    services = open_services(settings)
+    try:
+        report = Importer(services.store, services.index).run(find_files([samples]))
+    finally:
+        services.close()
+    print(report.summary(), flush=True)
+    return _run_server(settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.handler(args)
+    except ConfigError as error:
+        parser.exit(2, f"dicomweb-proxy: configuration error: {error}\n")
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Settings, read from command-line flags, environment variables and a config file.
+
+Precedence, highest first: command-line flag, environment variable, config file (TOML), default.
+Each setting has one ``DICOMWEB_PROXY_<NAME>`` variable; ``PORT`` and ``CACHE_ROOT`` are also read,
+as the reference AHI proxy does, below their ``DICOMWEB_PROXY_`` names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENV_PREFIX = "DICOMWEB_PROXY_"
+#: Variables of the reference AHI proxy, read after ours.
+LEGACY_ENV = {"port": "PORT", "cache_root": "CACHE_ROOT"}
+SUPPORTED_DATABASES = ("sqlite", "postgresql", "mysql", "mariadb")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the server cannot use; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    host: str = "0.0.0.0"
+    port: int = 8080
+    base_path: str = "/aetitle"
+    workers: int = 2
+    datastore_id: str = "local"
+    cache_root: Path | None = None
+    keep_original: bool = False
+    cors_origins: tuple[str, ...] = ()
+    public_base_url: str = ""
+    log_level: str = "info"
+    #: Where each setting came from ("default", "config file", "environment PORT", "--port").
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def index_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'index.sqlite').resolve()}"
+
+    @property
+    def store_root(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.cache_root or self.data_dir / "cache"
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables, to hand them to server worker processes."""
+        env = {}
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            env[ENV_PREFIX + name.upper()] = str(value)
+        return env
+
+
+_FIELDS = [f.name for f in dataclasses.fields(Settings) if f.name != "sources"]
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Merge the sources by precedence and validate the result."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, tuple[Any, str]] = {}
+    config_file = config_file or _path_or_none(environ.get(ENV_PREFIX + "CONFIG"))
+    if config_file is not None:
+        raw.update(_read_config_file(config_file))
+    for name in _FIELDS:
+        legacy = LEGACY_ENV.get(name)
+        if legacy and legacy in environ:
+            raw[name] = (environ[legacy], f"environment variable {legacy}")
+        variable = ENV_PREFIX + name.upper()
+        if variable in environ:
+            raw[name] = (environ[variable], f"environment variable {variable}")
+    for name, value in (flags or {}).items():
+        if value is not None:
+            raw[name] = (value, f"--{name.replace('_', '-')}")
+    values = {name: _convert(name, value, source) for name, (value, source) in raw.items()}
+    sources = {name: source for name, (_, source) in raw.items()}
+    settings = Settings(**values, sources=sources)
+    _validate(settings)
+    return settings
+
+
+def _path_or_none(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _read_config_file(path: Path) -> dict[str, tuple[Any, str]]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    unknown = sorted(set(document) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(_FIELDS)}"
+        )
+    return {name: (value, f"config file {path}") for name, value in document.items()}
+
+
+def _convert(name: str, value: Any, source: str) -> Any:
+    kind = Settings.__dataclass_fields__[name].type
+    try:
+        if "int" in kind:
+            return int(value)
+        if "bool" in kind:
+            return _boolean(value)
+        if "Path" in kind:
+            return Path(value).expanduser() if value not in ("", None) else None
+        if "tuple" in kind:
+            items = value if isinstance(value, list | tuple) else str(value).split(",")
+            return tuple(item.strip() for item in items if item.strip())
+        return str(value)
+    except ValueError as error:
+        raise ConfigError(f"setting {name!r} (from {source}): {error}") from None
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not a boolean (use true or false)")
+
+
+def _validate(settings: Settings) -> None:
+    def fail(name: str, problem: str) -> None:
+        source = settings.sources.get(name, "default")
+        raise ConfigError(f"setting {name!r} (from {source}): {problem}")
+
+    if not 0 < settings.port < 65536:
+        fail("port", f"{settings.port} is not a TCP port (1-65535)")
+    if not settings.base_path.startswith("/") or settings.base_path.endswith("/"):
+        if settings.base_path != "/":
+            fail("base_path", f"{settings.base_path!r} must start with '/' and not end with '/'")
+    if settings.workers < 1:
+        fail("workers", "must be at least 1")
+    if settings.data_dir is None:
+        fail("data_dir", "must not be empty")
+    if settings.database_url:
+        try:
+            backend = make_url(settings.database_url).get_backend_name()
+        except ArgumentError:
+            fail("database_url", f"{settings.database_url!r} is not a database URL")
+        else:
+            if backend not in SUPPORTED_DATABASES:
+                fail("database_url", f"{backend!r} is not one of {', '.join(SUPPORTED_DATABASES)}")
+    if settings.log_level not in ("critical", "error", "warning", "info", "debug"):
+        fail("log_level", "must be one of critical, error, warning, info, debug")
+    if settings.public_base_url and not settings.public_base_url.startswith(
+        ("http://", "https://")
+    ):
+        fail("public_base_url", "must start with http:// or https://")

@@ -1,0 +1,41 @@
+"""Turn failures into short client answers: a status code and a one-line message, no traces."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from ..stores.base import FrameNotFound, ImageSetNotFound, StoreError
+
+log = logging.getLogger("dicomweb_proxy.http")
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return PlainTextResponse(f"{message}\n", status_code=status, headers=headers)
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, exc.detail, exc.headers)
+
+
+async def store_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ImageSetNotFound | FrameNotFound):
+        return error_response(404, str(exc))
+    log.error("store error on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(502, "the image-set store failed to answer; see the server log")
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal error; see the server log")
+
+
+EXCEPTION_HANDLERS = {
+    HTTPException: http_exception,
+    StoreError: store_error,
+    Exception: unexpected_error,
+}

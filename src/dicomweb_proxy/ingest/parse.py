@@ -1,0 +1,85 @@
+"""Parse one DICOM Part 10 file into an image-set instance entry and its frame blobs.
+
+Runs in worker processes: everything it returns is picklable and it touches neither the store
+nor the index.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from ..dicom.ahi_json import dataset_to_attributes
+from ..dicom.frames import StoredPixels, store_pixels
+from ..dicom.image_set import InstanceEntry
+
+_REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+
+
+@dataclass
+class ParsedFile:
+    path: str
+    size: int
+    entry: InstanceEntry
+    frames: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ParseFailure:
+    path: str
+    reason: str
+
+
+def parse_file(path: str, *, keep_original: bool = False) -> ParsedFile | ParseFailure:
+    """Read *path* once and encode its frames; never raises for a bad file."""
+    try:
+        size = os.path.getsize(path)
+        ds = pydicom.dcmread(path)
+    except InvalidDicomError:
+        return ParseFailure(path, "not a DICOM Part 10 file (no DICM preamble)")
+    except (OSError, EOFError) as error:
+        return ParseFailure(path, f"cannot read: {error}")
+    except Exception as error:  # pydicom raises many types for damaged files
+        return ParseFailure(path, f"damaged DICOM file: {error}")
+    missing = [keyword for keyword in _REQUIRED_UIDS if not ds.get(keyword)]
+    if missing:
+        return ParseFailure(path, f"missing {', '.join(missing)}")
+    if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
+        return ParseFailure(path, "no TransferSyntaxUID in the file meta information")
+    try:
+        attributes, vrs = dataset_to_attributes(ds)
+        pixels = store_pixels(ds, keep_original=keep_original)
+    except Exception as error:  # a codec or a damaged value: report it, keep importing
+        return ParseFailure(path, f"cannot read pixel data or attributes: {error}")
+    entry = InstanceEntry(
+        study_uid=str(ds.StudyInstanceUID),
+        series_uid=str(ds.SeriesInstanceUID),
+        sop_uid=str(ds.SOPInstanceUID),
+        attributes=attributes,
+        vrs=vrs,
+    )
+    frames = _attach_frames(entry, pixels) if pixels else {}
+    return ParsedFile(path, size, entry, frames)
+
+
+def _attach_frames(entry: InstanceEntry, pixels: StoredPixels) -> dict[str, bytes]:
+    """Name each frame, list it in the entry's ImageFrames, and return the blobs by name."""
+    entry.attributes.update(pixels.changed_attributes)
+    entry.stored_transfer_syntax_uid = pixels.transfer_syntax_uid
+    blobs: dict[str, bytes] = {}
+    for frame in pixels.frames:
+        frame_id = uuid.uuid4().hex
+        blobs[frame_id] = frame.data
+        description: dict[str, object] = {"ID": frame_id}
+        if frame.checksums:
+            description["PixelDataChecksumFromBaseToFullResolution"] = frame.checksums
+        if frame.min_value is not None:
+            description["MinPixelValue"] = frame.min_value
+            description["MaxPixelValue"] = frame.max_value
+        description["FrameSizeInBytes"] = frame.size_in_bytes
+        entry.image_frames.append(description)
+    return blobs

@@ -1,0 +1,182 @@
+"""The local image-set store: an AHI datastore kept in a folder (layout in docs/architecture.md).
+
+Every file is written under ``tmp/`` and renamed into place; ``imageset.json`` is renamed last and
+names the metadata file of the current version, so readers never see a half-written image set.
+Writers of the same image set are serialised with a lock file, across processes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import os
+import shutil
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .base import (
+    FrameNotFound,
+    ImageSetNotFound,
+    ImageSetSummary,
+    StoreError,
+    VersionConflict,
+)
+
+POINTER = "imageset.json"
+_METADATA_CACHE_ENTRIES = 256
+
+
+class LocalStore:
+    """Image sets under ``<root>/<datastore_id>/``."""
+
+    def __init__(self, root: Path, datastore_id: str, *, durable: bool = True) -> None:
+        self.datastore_id = datastore_id
+        self.root = Path(root) / datastore_id
+        self.durable = durable
+        self._image_sets = self.root / "imagesets"
+        self._tmp = self.root / "tmp"
+        self._image_sets.mkdir(parents=True, exist_ok=True)
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        self._metadata_cache: OrderedDict[Path, dict[str, Any]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def _dir(self, image_set_id: str) -> Path:
+        if len(image_set_id) != 32 or not all(c in "0123456789abcdef" for c in image_set_id):
+            raise ImageSetNotFound(image_set_id)
+        return self._image_sets / image_set_id[:2] / image_set_id
+
+    def _pointer(self, image_set_id: str) -> dict[str, Any]:
+        try:
+            return orjson.loads((self._dir(image_set_id) / POINTER).read_bytes())
+        except FileNotFoundError:
+            raise ImageSetNotFound(image_set_id) from None
+
+    def get_image_set(self, image_set_id: str) -> ImageSetSummary:
+        return _summary(self._pointer(image_set_id))
+
+    def get_image_set_metadata(self, image_set_id: str) -> dict[str, Any]:
+        """The current metadata document; shared between callers, so never mutate it."""
+        path = self._dir(image_set_id) / self._pointer(image_set_id)["metadata"]
+        with self._cache_lock:
+            if path in self._metadata_cache:
+                self._metadata_cache.move_to_end(path)
+                return self._metadata_cache[path]
+        metadata = orjson.loads(gzip.decompress(path.read_bytes()))
+        with self._cache_lock:
+            self._metadata_cache[path] = metadata
+            if len(self._metadata_cache) > _METADATA_CACHE_ENTRIES:
+                self._metadata_cache.popitem(last=False)
+        return metadata
+
+    def get_image_set_metadata_gzip(self, image_set_id: str) -> bytes:
+        """The stored gzip bytes of the current metadata document, as AHI serves them."""
+        return (self._dir(image_set_id) / self._pointer(image_set_id)["metadata"]).read_bytes()
+
+    def frame_path(self, image_set_id: str, frame_id: str) -> Path:
+        """Where a frame blob lives, for callers that stream files without reading them whole."""
+        if len(frame_id) != 32 or not frame_id.isalnum():
+            raise FrameNotFound(image_set_id, frame_id)
+        return self._dir(image_set_id) / "frames" / frame_id
+
+    def get_image_frame(self, image_set_id: str, frame_id: str) -> bytes:
+        try:
+            return self.frame_path(image_set_id, frame_id).read_bytes()
+        except FileNotFoundError:
+            raise FrameNotFound(image_set_id, frame_id) from None
+
+    def list_image_sets(self) -> Iterator[ImageSetSummary]:
+        for pointer in sorted(self._image_sets.glob(f"*/*/{POINTER}")):
+            try:
+                yield _summary(orjson.loads(pointer.read_bytes()))
+            except FileNotFoundError:
+                continue  # deleted while listing
+
+    def put_image_set(
+        self,
+        image_set_id: str,
+        metadata: dict[str, Any],
+        frames: Mapping[str, bytes],
+        *,
+        expected_version: int | None = None,
+    ) -> ImageSetSummary:
+        directory = self._dir(image_set_id)
+        (directory / "frames").mkdir(parents=True, exist_ok=True)
+        with self._locked(directory):
+            try:
+                previous = self._pointer(image_set_id)
+            except ImageSetNotFound:
+                previous = None
+            version = previous["versionId"] if previous else 0
+            if expected_version is not None and expected_version != version:
+                raise VersionConflict(
+                    f"image set {image_set_id} is at version {version}, not {expected_version}"
+                )
+            for frame_id, data in frames.items():
+                self._write(self.frame_path(image_set_id, frame_id), data)
+            now = datetime.now(UTC).isoformat()
+            metadata_name = f"metadata-v{version + 1}.json.gz"
+            self._write(directory / metadata_name, gzip.compress(orjson.dumps(metadata), 6))
+            pointer = {
+                "imageSetId": image_set_id,
+                "versionId": version + 1,
+                "createdAt": previous["createdAt"] if previous else now,
+                "updatedAt": now,
+                "metadata": metadata_name,
+            }
+            self._write(directory / POINTER, orjson.dumps(pointer))
+        return _summary(pointer)
+
+    def delete_image_set(self, image_set_id: str) -> None:
+        directory = self._dir(image_set_id)
+        with self._locked(directory):
+            if not (directory / POINTER).exists():
+                raise ImageSetNotFound(image_set_id)
+            graveyard = self._tmp / f"deleted-{image_set_id}-{uuid.uuid4().hex}"
+            (directory / POINTER).unlink()
+            os.replace(directory, graveyard)
+        shutil.rmtree(graveyard, ignore_errors=True)
+
+    def check(self) -> None:
+        if not self._image_sets.is_dir() or not os.access(self._tmp, os.W_OK):
+            raise StoreError(f"local store at {self.root} is not readable and writable")
+
+    @contextmanager
+    def _locked(self, directory: Path) -> Iterator[None]:
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(directory / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _write(self, path: Path, data: bytes) -> None:
+        """Write *data* to *path* atomically: to a temporary file first, then rename."""
+        temporary = self._tmp / f"{path.name}.{uuid.uuid4().hex}"
+        try:
+            with open(temporary, "wb") as file:
+                file.write(data)
+                if self.durable:
+                    file.flush()
+                    os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
+
+def _summary(pointer: dict[str, Any]) -> ImageSetSummary:
+    return ImageSetSummary(
+        image_set_id=pointer["imageSetId"],
+        version=pointer["versionId"],
+        created_at=datetime.fromisoformat(pointer["createdAt"]),
+        updated_at=datetime.fromisoformat(pointer["updatedAt"]),
+    )
