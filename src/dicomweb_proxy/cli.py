@@ -43,7 +43,8 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--host", help="address to listen on (default 0.0.0.0)")
     group.add_argument("--port", type=int, help="TCP port (env PORT too; default 8080)")
     group.add_argument(
-        "--base-path", help="URL prefix of the DICOMweb service (default /aetitle, as the AHI proxy)"
+        "--base-path",
+        help="URL prefix of the DICOMweb service (default /aetitle, as the AHI proxy)",
     )
     group.add_argument("--workers", type=int, help="server worker processes (default 2)")
     group.add_argument(

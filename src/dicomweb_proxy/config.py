@@ -126,7 +126,7 @@ def _convert(name: str, value: Any, source: str) -> Any:
     kind = Settings.__dataclass_fields__[name].type
     try:
         if "int" in kind:
-            return int(value)
+            return _integer(value)
         if "bool" in kind:
             return _boolean(value)
         if "Path" in kind:
@@ -137,6 +137,13 @@ def _convert(name: str, value: Any, source: str) -> Any:
         return str(value)
     except ValueError as error:
         raise ConfigError(f"setting {name!r} (from {source}): {error}") from None
+
+
+def _integer(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a whole number") from None
 
 
 def _boolean(value: Any) -> bool:
@@ -157,9 +164,9 @@ def _validate(settings: Settings) -> None:
 
     if not 0 < settings.port < 65536:
         fail("port", f"{settings.port} is not a TCP port (1-65535)")
-    if not settings.base_path.startswith("/") or settings.base_path.endswith("/"):
-        if settings.base_path != "/":
-            fail("base_path", f"{settings.base_path!r} must start with '/' and not end with '/'")
+    base_path = settings.base_path
+    if base_path != "/" and (not base_path.startswith("/") or base_path.endswith("/")):
+        fail("base_path", f"{base_path!r} must start with '/' and not end with '/'")
     if settings.workers < 1:
         fail("workers", "must be at least 1")
     if settings.data_dir is None:

@@ -32,7 +32,5 @@ def open_services(settings: Settings, *, upgrade: bool = True) -> Services:
     engine = create_index_engine(settings.index_url)
     if upgrade:
         upgrade_schema(engine)
-    store = LocalStore(
-        settings.store_root, settings.datastore_id, durable=True
-    )
+    store = LocalStore(settings.store_root, settings.datastore_id, durable=True)
     return Services(settings=settings, store=store, index=engine)

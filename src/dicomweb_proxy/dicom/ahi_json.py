@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-
 from pydicom.datadict import dictionary_VM, dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -45,7 +44,7 @@ def dataset_to_attributes(ds: Dataset) -> tuple[dict[str, Any], dict[str, str]]:
     if file_meta is not None:
         for elem in file_meta:
             _add_element(attributes, vrs, elem, ds, big_endian)
-    for tag in ds.keys():
+    for tag in ds.keys():  # noqa: SIM118 - iterating ds itself would convert values first
         _add_element(attributes, vrs, _element_or_raw_text(ds, tag), ds, big_endian)
     return attributes, vrs
 

@@ -105,7 +105,9 @@ def _native_frame(array: np.ndarray, ds: Dataset) -> StoredFrame:
         data = pack_bits(array)
     else:
         data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
-    return StoredFrame(data, len(data), [_checksum(array.astype(array.dtype.newbyteorder("=")))], *_min_max(array))
+    return StoredFrame(
+        data, len(data), [_checksum(array.astype(array.dtype.newbyteorder("=")))], *_min_max(array)
+    )
 
 
 def _htj2k_frame(array: np.ndarray) -> StoredFrame:

@@ -52,9 +52,10 @@ def build_metadata(
     shared = _shared_level_attributes(instances)
     study: dict[str, Any] = {"DICOM": shared["Study"], "Series": {}}
     for entry in sorted(instances, key=_instance_order):
-        series = study["Series"].setdefault(
-            entry.series_uid, {"DICOM": _series_block(instances, entry.series_uid), "Instances": {}}
-        )
+        series = study["Series"].get(entry.series_uid)
+        if series is None:
+            series_block = _series_block(instances, entry.series_uid)
+            series = study["Series"][entry.series_uid] = {"DICOM": series_block, "Instances": {}}
         lifted = shared["Patient"].keys() | study["DICOM"].keys() | series["DICOM"].keys()
         own = {k: v for k, v in entry.attributes.items() if k not in lifted}
         series["Instances"][entry.sop_uid] = entry.to_block(own)

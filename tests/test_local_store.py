@@ -1,0 +1,79 @@
+"""The local store keeps image sets the way AHI does and never shows a half-written one."""
+
+from __future__ import annotations
+
+import gzip
+import os
+
+import orjson
+import pytest
+
+from dicomweb_proxy.stores.base import FrameNotFound, ImageSetNotFound, VersionConflict
+from dicomweb_proxy.stores.local import LocalStore
+
+IMAGE_SET = "0123456789abcdef0123456789abcdef"
+FRAME = "fedcba9876543210fedcba9876543210"
+
+
+def metadata(*frame_ids: str) -> dict:
+    return {"SchemaVersion": "1.1", "ImageSetID": IMAGE_SET, "Frames": list(frame_ids)}
+
+
+def test_put_get_versions_and_delete(tmp_path):
+    store = LocalStore(tmp_path, "ds")
+    first = store.put_image_set(IMAGE_SET, metadata(FRAME), {FRAME: b"frame-1"}, expected_version=0)
+    assert first.version == 1
+    assert store.get_image_set_metadata(IMAGE_SET) == metadata(FRAME)
+    assert store.get_image_frame(IMAGE_SET, FRAME) == b"frame-1"
+    second = store.put_image_set(IMAGE_SET, metadata(FRAME, "1" * 32), {"1" * 32: b"frame-2"})
+    assert second.version == 2 and second.created_at == first.created_at
+    assert store.get_image_frame(IMAGE_SET, FRAME) == b"frame-1"  # kept from version 1
+    assert [s.image_set_id for s in store.list_image_sets()] == [IMAGE_SET]
+    pointer = orjson.loads((store.root / "imagesets/01" / IMAGE_SET / "imageset.json").read_bytes())
+    stored = (store.root / "imagesets/01" / IMAGE_SET / pointer["metadata"]).read_bytes()
+    assert orjson.loads(gzip.decompress(stored)) == metadata(FRAME, "1" * 32)
+    store.delete_image_set(IMAGE_SET)
+    with pytest.raises(ImageSetNotFound):
+        store.get_image_set_metadata(IMAGE_SET)
+    assert list(store.list_image_sets()) == []
+
+
+def test_stale_writer_is_refused(tmp_path):
+    store = LocalStore(tmp_path, "ds")
+    store.put_image_set(IMAGE_SET, metadata(), {}, expected_version=0)
+    with pytest.raises(VersionConflict):
+        store.put_image_set(IMAGE_SET, metadata(), {}, expected_version=0)
+
+
+def test_unknown_and_malformed_ids_are_not_found(tmp_path):
+    store = LocalStore(tmp_path, "ds")
+    with pytest.raises(ImageSetNotFound):
+        store.get_image_set(IMAGE_SET)
+    with pytest.raises(ImageSetNotFound):
+        store.get_image_set("../../etc/passwd")
+    store.put_image_set(IMAGE_SET, metadata(), {})
+    with pytest.raises(FrameNotFound):
+        store.get_image_frame(IMAGE_SET, FRAME)
+    with pytest.raises(FrameNotFound):
+        store.get_image_frame(IMAGE_SET, "../imageset.json")
+
+
+def test_failed_write_leaves_previous_version_visible(tmp_path, monkeypatch):
+    store = LocalStore(tmp_path, "ds", durable=False)
+    store.put_image_set(IMAGE_SET, metadata(FRAME), {FRAME: b"old"})
+    real_replace = os.replace
+    calls = []
+
+    def disk_full_on_pointer(src, dst):
+        calls.append(dst)
+        if str(dst).endswith("imageset.json"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", disk_full_on_pointer)
+    with pytest.raises(OSError):
+        store.put_image_set(IMAGE_SET, metadata(FRAME, "2" * 32), {"2" * 32: b"new"})
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert store.get_image_set(IMAGE_SET).version == 1
+    assert store.get_image_set_metadata(IMAGE_SET) == metadata(FRAME)
+    assert list((store.root / "tmp").iterdir()) == []  # no temporary file left behind
