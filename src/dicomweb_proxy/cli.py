@@ -6,8 +6,11 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+
+from sqlalchemy.exc import DBAPIError
 
 from .config import ConfigError, Settings, load_settings
 
@@ -227,11 +230,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("dicomweb_proxy").setLevel(logging.INFO)
+    # Invalid values in source files are kept as they are; pydicom's warnings about them are noise.
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="pydicom")
     try:
         return args.handler(args)
     except ConfigError as error:
         parser.exit(2, f"dicomweb-proxy: configuration error: {error}\n")
+    except DBAPIError as error:
+        parser.exit(
+            1,
+            f"dicomweb-proxy: cannot use the index database: {error.orig}\n"
+            "Check --database-url (or DICOMWEB_PROXY_DATABASE_URL) and that the server runs.\n",
+        )
     except KeyboardInterrupt:
         return 130
 
