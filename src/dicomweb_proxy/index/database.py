@@ -1,0 +1,123 @@
+"""Engines for the SQL index (SQLite, PostgreSQL, MySQL/MariaDB) and its schema migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy.engine import make_url
+
+from .schema import study
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+_WRITE_OPTION = "dicomweb_proxy_write"
+_LOCK_NAME = "dicomweb_proxy.index.schema"
+_PG_LOCK_KEY = 0x6477_7078_7363_6D61  # any constant: identifies the schema-upgrade advisory lock
+_LOCK_TIMEOUT_S = 300
+_SQLITE_PRAGMAS = (
+    "journal_mode=WAL",
+    "foreign_keys=ON",
+    "busy_timeout=30000",
+    "synchronous=NORMAL",
+)
+
+
+def create_index_engine(url: str) -> Engine:
+    """An engine for the index at ``url``: ``sqlite:///path``, ``postgresql://`` (psycopg 3) or
+    ``mysql://``/``mariadb://`` (PyMySQL, utf8mb4). Driver-less URLs get those drivers."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        engine = create_engine(parsed)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if backend == "postgresql":
+        if "+" not in parsed.drivername:
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True)
+    if backend in ("mysql", "mariadb"):
+        if "+" not in parsed.drivername:
+            parsed = parsed.set(drivername=f"{backend}+pymysql")
+        if "charset" not in parsed.query:
+            parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+        # READ COMMITTED as on PostgreSQL: no gap locks between concurrent importers.
+        return create_engine(parsed, pool_pre_ping=True, isolation_level="READ COMMITTED")
+    raise ValueError(f"unsupported index database {backend!r}: use sqlite, postgresql or mysql")
+
+
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """A transaction for index writers. On SQLite it takes the write lock as it begins
+    (BEGIN IMMEDIATE), so concurrent writers queue on busy_timeout instead of failing when the
+    snapshot they read is already stale."""
+    with engine.connect() as connection:
+        connection.execution_options(**{_WRITE_OPTION: True})
+        with connection.begin():
+            yield connection
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Migrate the index to the newest revision; a no-op when it is current. Safe to call from
+    several processes at once: they are serialized by a lock (advisory on PostgreSQL, GET_LOCK on
+    MySQL/MariaDB, the database write lock on SQLite)."""
+    with begin_write(engine) as connection, _schema_lock(connection):
+        command.upgrade(_alembic_config(connection), "head")
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The index's Alembic revision, None before the first upgrade."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def check_index(engine: Engine) -> None:
+    """Raise unless the index answers a query (for health checks): one single-row indexed read."""
+    with engine.connect() as connection:
+        connection.execute(select(study.c.study_pkey).limit(1)).all()
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+@contextmanager
+def _schema_lock(connection: Connection) -> Iterator[None]:
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        # Released when the transaction ends; DDL is transactional there.
+        connection.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+        yield
+    elif dialect in ("mysql", "mariadb"):
+        # MySQL commits each DDL statement, so the lock is per session and released explicitly.
+        if connection.scalar(select(func.get_lock(_LOCK_NAME, _LOCK_TIMEOUT_S))) != 1:
+            raise TimeoutError(f"another process holds {_LOCK_NAME} for over {_LOCK_TIMEOUT_S}s")
+        try:
+            yield
+        finally:
+            connection.execute(select(func.release_lock(_LOCK_NAME)))
+    else:
+        yield  # SQLite: BEGIN IMMEDIATE in begin_write already excludes other writers
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The sqlite3 driver's own BEGIN skips DDL and SELECT; _sqlite_begin emits it instead.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in _SQLITE_PRAGMAS:
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    write = connection.get_execution_options().get(_WRITE_OPTION)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
