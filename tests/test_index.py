@@ -19,6 +19,7 @@ from dicomweb_proxy.index.database import (
     begin_write,
     check_index,
     create_index_engine,
+    run_write,
     schema_revision,
     upgrade_schema,
 )
@@ -85,14 +86,16 @@ def _ct_series(uid: str = f"{STUDY}.1", count: int = 3, **dicom: Any) -> tuple[s
 def _index(
     engine: Engine, metadata: dict, image_set_id: str = IMAGE_SET_A, version: int = 1
 ) -> IndexedImageSet:
-    with begin_write(engine) as connection:
-        return index_image_set(
+    return run_write(
+        engine,
+        lambda connection: index_image_set(
             connection,
             datastore_id=DATASTORE,
             image_set_id=image_set_id,
             version=version,
             metadata=metadata,
-        )
+        ),
+    )
 
 
 def _remove(engine: Engine, image_set_id: str = IMAGE_SET_A) -> list[tuple[str, str]]:

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .schema import study
 
+T = TypeVar("T")
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _WRITE_OPTION = "dicomweb_proxy_write"
 _LOCK_NAME = "dicomweb_proxy.index.schema"
 _PG_LOCK_KEY = 0x6477_7078_7363_6D61  # any constant: identifies the schema-upgrade advisory lock
 _LOCK_TIMEOUT_S = 300
+#: Deadlock and lock-timeout (MySQL error numbers), deadlock and serialization failure (SQLSTATE).
+_TRANSIENT_CODES = frozenset({1213, 1205, "40P01", "40001"})
 _SQLITE_PRAGMAS = (
     "journal_mode=WAL",
     "foreign_keys=ON",
@@ -63,11 +69,38 @@ def begin_write(engine: Engine) -> Iterator[Connection]:
             yield connection
 
 
+def run_write(engine: Engine, work: Callable[[Connection], T], *, attempts: int = 5) -> T:
+    """Run *work* in a write transaction, again from the start when the database reports a race
+    with another writer (a deadlock, a serialization failure, or a row inserted first): MySQL and
+    PostgreSQL expect the client to retry such transactions."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with begin_write(engine) as connection:
+                return work(connection)
+        except DBAPIError as error:
+            if attempt == attempts or not _is_transient(error):
+                raise
+            time.sleep(random.uniform(0, 0.05 * attempt))
+    raise AssertionError("unreachable")
+
+
+def _is_transient(error: DBAPIError) -> bool:
+    if isinstance(error, IntegrityError):
+        return True
+    code = getattr(error.orig, "sqlstate", None) or (getattr(error.orig, "args", None) or [None])[0]
+    return code in _TRANSIENT_CODES
+
+
 def upgrade_schema(engine: Engine) -> None:
     """Migrate the index to the newest revision; a no-op when it is current. Safe to call from
     several processes at once: they are serialized by a lock (advisory on PostgreSQL, GET_LOCK on
-    MySQL/MariaDB, the database write lock on SQLite)."""
-    with begin_write(engine) as connection, _schema_lock(connection):
+    MySQL/MariaDB, the database write lock on SQLite) held on a connection of its own until the
+    migration has committed, so the next process sees the new revision."""
+    with (
+        engine.connect() as lock_connection,
+        _schema_lock(lock_connection),
+        begin_write(engine) as connection,
+    ):
         command.upgrade(_alembic_config(connection), "head")
 
 
@@ -92,19 +125,25 @@ def _alembic_config(connection: Connection) -> Config:
 
 @contextmanager
 def _schema_lock(connection: Connection) -> Iterator[None]:
+    """A session-level lock on *connection* (outside any migration transaction)."""
     dialect = connection.dialect.name
     if dialect == "postgresql":
-        # Released when the transaction ends; DDL is transactional there.
-        connection.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
-        yield
+        connection.execute(select(func.pg_advisory_lock(_PG_LOCK_KEY)))
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(select(func.pg_advisory_unlock(_PG_LOCK_KEY)))
+            connection.commit()
     elif dialect in ("mysql", "mariadb"):
-        # MySQL commits each DDL statement, so the lock is per session and released explicitly.
         if connection.scalar(select(func.get_lock(_LOCK_NAME, _LOCK_TIMEOUT_S))) != 1:
             raise TimeoutError(f"another process holds {_LOCK_NAME} for over {_LOCK_TIMEOUT_S}s")
+        connection.commit()
         try:
             yield
         finally:
             connection.execute(select(func.release_lock(_LOCK_NAME)))
+            connection.commit()
     else:
         yield  # SQLite: BEGIN IMMEDIATE in begin_write already excludes other writers
 

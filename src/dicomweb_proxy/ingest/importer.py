@@ -20,11 +20,10 @@ from pathlib import Path
 
 import pydicom
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
 
 from ..dicom.image_set import build_metadata, iter_instances
 from ..index import schema
-from ..index.database import begin_write
+from ..index.database import run_write
 from ..index.writer import index_image_set
 from ..stores.base import ImageSetNotFound, ImageSetStore, VersionConflict
 from .parse import ParsedFile, ParseFailure, parse_file
@@ -34,7 +33,6 @@ BATCH_INSTANCES = 256
 #: Frame bytes held in memory before every pending series is written.
 BATCH_BYTES = 256 * 1024 * 1024
 _IGNORED_NAMES = frozenset({"DICOMDIR"})
-_INDEX_ATTEMPTS = 3
 
 
 @dataclass
@@ -191,21 +189,16 @@ class Importer:
             return released
 
     def _index(self, image_set_id: str, version: int, metadata: dict) -> None:
-        for attempt in range(_INDEX_ATTEMPTS):
-            try:
-                with begin_write(self.engine) as connection:
-                    index_image_set(
-                        connection,
-                        datastore_id=self.store.datastore_id,
-                        image_set_id=image_set_id,
-                        version=version,
-                        metadata=metadata,
-                    )
-                return
-            except IntegrityError:
-                # Another importer inserted the same patient or study first: read it and retry.
-                if attempt == _INDEX_ATTEMPTS - 1:
-                    raise
+        run_write(
+            self.engine,
+            lambda connection: index_image_set(
+                connection,
+                datastore_id=self.store.datastore_id,
+                image_set_id=image_set_id,
+                version=version,
+                metadata=metadata,
+            ),
+        )
 
     def _index_if_behind(self, image_set_id: str, version: int, metadata: dict) -> None:
         """Re-index an image set whose store version the index has not seen (after a crash)."""
