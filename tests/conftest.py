@@ -176,3 +176,19 @@ def ahi_sample() -> dict[str, Any]:
         if path.is_file():
             return json.loads(path.read_text())
     pytest.skip(f"{_AHI_SAMPLE} not found; copy it to {_AHI_SAMPLE_FOLDERS[0]}")
+
+
+# --- Sample studies imported once per database per session (tests/sample_data.py) -------------
+# Shared by the QIDO-RS and WADO-RS suites; kept apart from index_url, which empties its
+# database before every test.
+
+
+@pytest.fixture(scope="session")
+def sample_databases() -> Iterator[_SessionDatabases]:
+    """Throw-away server databases of their own, for data that lives the whole session."""
+    databases = _SessionDatabases()
+    yield databases
+    databases.drop_all()
+
+
+from .sample_data import imported_samples, sample_files, samples_server  # noqa: E402, F401

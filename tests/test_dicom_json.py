@@ -9,11 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dicomweb_proxy.dicom.dicom_json import (
-    decoded_length,
-    merged_instance_attributes,
-    to_dicom_json,
-)
+from dicomweb_proxy.dicom.dicom_json import decoded_length, to_dicom_json
+from dicomweb_proxy.dicom.image_set import merged_instance_attributes
 
 _SERIES = "1.3.6.1.4.1.25403.166563008443.732.20120418082458.2"
 _SINGLE_FRAME = "1.3.6.1.4.1.25403.166563008443.732.20120418082502.1"

@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy.exc import DBAPIError
 
 from .config import ConfigError, Settings, load_settings
+from .stores.base import StoreError
 
 DESCRIPTION = """\
 A DICOMweb server (QIDO-RS, WADO-RS) for image-set stores: a local folder kept the way AWS
@@ -38,7 +39,32 @@ def _common_options() -> argparse.ArgumentParser:
     )
     group.add_argument("--config", type=Path, help="TOML file with settings (same names as flags)")
     group.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+    _ahi_options(common)
     return common
+
+
+def _ahi_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("AWS HealthImaging (docs/ahi.md)")
+    group.add_argument(
+        "--store", choices=["local", "ahi"], help="where image sets live (default local)"
+    )
+    group.add_argument(
+        "--datastore-id", help="datastore to serve: AHI's 32-hex id with --store ahi"
+    )
+    group.add_argument("--aws-region", help="AWS region of the datastore (env AWS_DEFAULT_REGION)")
+    group.add_argument(
+        "--ahi-endpoint-url",
+        help="another AHI endpoint, e.g. the emulator (env AWS_ENDPOINT_URL_MEDICAL_IMAGING)",
+    )
+    group.add_argument(
+        "--frame-cache-mb",
+        type=int,
+        help="disk cache of AHI frames under the cache folder, MiB (default 10240; 0: none)",
+    )
+    group.add_argument(
+        "--db-secret-arn",
+        help="Secrets Manager secret with the index database credentials (env DB_SECRET_ARN)",
+    )
 
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +86,12 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
         "--public-base-url",
         help="URL clients reach the service at, when a proxy in front rewrites it "
         "(otherwise taken from the request and X-Forwarded-* headers)",
+    )
+    group.add_argument(
+        "--viewer-dir",
+        type=Path,
+        help="OHIF viewer files (an @ohif/app dist/ folder) to serve at /viewer "
+        "(default ./viewer, where scripts/viewer installs them)",
     )
 
 
@@ -96,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade", "status"], help="upgrade: create or migrate")
     db.set_defaults(handler=cmd_db)
 
+    _index_commands(commands, common)
+
     demo = commands.add_parser(
         "demo",
         parents=[common],
@@ -105,6 +139,29 @@ def build_parser() -> argparse.ArgumentParser:
     _server_options(demo)
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def _index_commands(commands, common: argparse.ArgumentParser) -> None:
+    index = commands.add_parser(
+        "index", help="keep the index equal to the store (AHI sync and events)"
+    )
+    actions = index.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sync = actions.add_parser(
+        "sync",
+        parents=[common],
+        help="index new and changed image sets, drop deleted ones",
+        description=_doc(cmd_index_sync),
+    )
+    sync.add_argument("--datastore", dest="datastore_id", help="datastore id (default: settings)")
+    sync.set_defaults(handler=cmd_index_sync)
+    event = actions.add_parser(
+        "event",
+        parents=[common],
+        help="apply AHI image-set events from a JSON file",
+        description=_doc(cmd_index_event),
+    )
+    event.add_argument("file", type=Path, metavar="FILE.json", help="events file, - for stdin")
+    event.set_defaults(handler=cmd_index_event)
 
 
 def _doc(function) -> str:
@@ -134,9 +191,12 @@ def _upgrade(settings: Settings) -> None:
 def _run_server(settings: Settings) -> int:
     import uvicorn
 
+    from .http.viewer import viewer_status
+
     os.environ.update(settings.to_env())
     base = f"http://{'localhost' if settings.host in ('0.0.0.0', '::') else settings.host}"
     print(f"DICOMweb service at {base}:{settings.port}{settings.base_path}", flush=True)
+    print(viewer_status(f"{base}:{settings.port}", settings), flush=True)
     uvicorn.run(
         "dicomweb_proxy.http.app:create_app_from_environment",
         factory=True,
@@ -162,6 +222,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .services import open_services
 
     settings = _settings(args)
+    if settings.store == "ahi":
+        raise ConfigError(
+            "setting 'store' is 'ahi': AHI image sets come from AHI import jobs "
+            "(StartDICOMImportJob); import there, then run 'dicomweb-proxy index sync'"
+        )
     services = open_services(settings)
     try:
         files = find_files(args.paths)
@@ -189,11 +254,12 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     """Create or upgrade the index schema, or print its revision."""
+    from .db_secret import index_url
     from .index.database import create_index_engine, schema_revision, upgrade_schema
 
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_index_engine(settings.index_url)
+    engine = create_index_engine(index_url(settings))
     try:
         if args.action == "upgrade":
             upgrade_schema(engine)
@@ -202,6 +268,49 @@ def cmd_db(args: argparse.Namespace) -> int:
         engine.dispose()
     print(f"index {engine.url.render_as_string(hide_password=True)}: revision {revision or 'none'}")
     return 0
+
+
+def cmd_index_sync(args: argparse.Namespace) -> int:
+    """Walk the store's image sets (AHI: SearchImageSets, every page) and make the index equal:
+    index new image sets and those whose version changed, remove those the store no longer
+    has. Idempotent and safe while the server runs. Exit status 1 if an image set failed."""
+    from .ingest.ahi_sync import sync_index
+    from .services import open_services
+
+    services = open_services(_settings(args), cache_frames=False)
+    try:
+        report = sync_index(services.store, services.index)
+    finally:
+        services.close()
+    for image_set_id, reason in report.failures:
+        print(f"{image_set_id}: {reason}", file=sys.stderr)
+    print(f"datastore {services.store.datastore_id}: {report.summary()}")
+    return 0 if not report.failures else 1
+
+
+def cmd_index_event(args: argparse.Namespace) -> int:
+    """Apply AHI image-set events (an EventBridge event, a list of them, or an SQS batch as a
+    Lambda receives it) to the index, as the Lambda handler
+    dicomweb_proxy.ingest.ahi_events.handler does. Exit status 1 if an event failed."""
+    import orjson
+
+    from .ingest.ahi_events import handle_events
+    from .services import open_services
+
+    try:
+        text = sys.stdin.buffer.read() if str(args.file) == "-" else args.file.read_bytes()
+        document = orjson.loads(text)
+    except (OSError, orjson.JSONDecodeError) as error:
+        print(f"{args.file}: {error}", file=sys.stderr)
+        return 1
+    services = open_services(_settings(args), cache_frames=False)
+    try:
+        results = handle_events(document, services.store, services.index)
+    finally:
+        services.close()
+    for result in results:
+        print(f"image set {result.image_set_id or '-'}: {result.outcome}")
+    return 1 if any(result.failed for result in results) else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -245,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"dicomweb-proxy: cannot use the index database: {error.orig}\n"
             "Check --database-url (or DICOMWEB_PROXY_DATABASE_URL) and that the server runs.\n",
         )
+    except StoreError as error:
+        parser.exit(1, f"dicomweb-proxy: the image-set store failed: {error}\n")
     except KeyboardInterrupt:
         return 130
 

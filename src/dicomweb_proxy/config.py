@@ -1,16 +1,18 @@
 """Settings, read from command-line flags, environment variables and a config file.
 
 Precedence, highest first: command-line flag, environment variable, config file (TOML), default.
-Each setting has one ``DICOMWEB_PROXY_<NAME>`` variable; ``PORT`` and ``CACHE_ROOT`` are also read,
-as the reference AHI proxy does, below their ``DICOMWEB_PROXY_`` names.
+Each setting has one ``DICOMWEB_PROXY_<NAME>`` variable; ``PORT``, ``CACHE_ROOT``, ``DB_SECRET_ARN``
+(as the reference AHI proxy does), ``AWS_DEFAULT_REGION`` and ``AWS_ENDPOINT_URL_MEDICAL_IMAGING``
+(as boto3 does) are also read, below their ``DICOMWEB_PROXY_`` names.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,16 @@ from sqlalchemy.exc import ArgumentError
 
 ENV_PREFIX = "DICOMWEB_PROXY_"
 #: Variables of the reference AHI proxy, read after ours.
-LEGACY_ENV = {"port": "PORT", "cache_root": "CACHE_ROOT"}
+LEGACY_ENV = {
+    "port": "PORT",
+    "cache_root": "CACHE_ROOT",
+    "db_secret_arn": "DB_SECRET_ARN",
+    "aws_region": "AWS_DEFAULT_REGION",
+    "ahi_endpoint_url": "AWS_ENDPOINT_URL_MEDICAL_IMAGING",
+}
 SUPPORTED_DATABASES = ("sqlite", "postgresql", "mysql", "mariadb")
+STORES = ("local", "ahi")
+_AHI_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class ConfigError(ValueError):
@@ -42,6 +52,19 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     public_base_url: str = ""
     log_level: str = "info"
+    #: Most results one QIDO-RS response holds; larger answers are paged (with a Warning).
+    max_page_size: int = 1000
+    #: Where image sets live: "local" (a folder under data_dir) or "ahi" (AWS HealthImaging).
+    store: str = "local"
+    aws_region: str = ""
+    #: Another AHI endpoint (an emulator, a VPC endpoint); empty for AWS's own.
+    ahi_endpoint_url: str = ""
+    #: Secrets Manager secret holding the index database's host, port, username, password, dbname.
+    db_secret_arn: str = ""
+    #: Disk cache of AHI frames under cache_dir, in MiB (0: none); filled ahead of viewers.
+    frame_cache_mb: int = 10240
+    #: The OHIF viewer's files (an @ohif/app dist/ folder) served at /viewer; None: ./viewer.
+    viewer_dir: Path | None = None
     #: Where each setting came from ("default", "config file", "environment PORT", "--port").
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -179,9 +202,39 @@ def _validate(settings: Settings) -> None:
         else:
             if backend not in SUPPORTED_DATABASES:
                 fail("database_url", f"{backend!r} is not one of {', '.join(SUPPORTED_DATABASES)}")
+    if settings.max_page_size < 1:
+        fail("max_page_size", "must be at least 1")
+    _validate_store(settings, fail)
     if settings.log_level not in ("critical", "error", "warning", "info", "debug"):
         fail("log_level", "must be one of critical, error, warning, info, debug")
     if settings.public_base_url and not settings.public_base_url.startswith(
         ("http://", "https://")
     ):
         fail("public_base_url", "must start with http:// or https://")
+    if settings.viewer_dir is not None and not (settings.viewer_dir / "index.html").is_file():
+        fail("viewer_dir", f"{settings.viewer_dir} holds no index.html (an @ohif/app dist/ folder)")
+
+
+def _validate_store(settings: Settings, fail: Callable[[str, str], None]) -> None:
+    if settings.store not in STORES:
+        fail("store", f"{settings.store!r} is not one of {', '.join(STORES)}")
+    if settings.store == "ahi":
+        if not _AHI_ID.fullmatch(settings.datastore_id):
+            fail(
+                "datastore_id",
+                f"{settings.datastore_id!r} is not an AHI datastore id (32 lower-case hex digits)",
+            )
+        if not settings.aws_region:
+            fail("aws_region", "store 'ahi' needs one: --aws-region or AWS_DEFAULT_REGION")
+    if settings.ahi_endpoint_url and not settings.ahi_endpoint_url.startswith(
+        ("http://", "https://")
+    ):
+        fail("ahi_endpoint_url", "must start with http:// or https://")
+    if settings.frame_cache_mb < 0:
+        fail("frame_cache_mb", "must be 0 (no cache) or more")
+    if settings.db_secret_arn and settings.database_url:
+        fail(
+            "db_secret_arn",
+            "the index database is given twice: set database_url "
+            f"(from {settings.sources.get('database_url')}) or db_secret_arn, not both",
+        )

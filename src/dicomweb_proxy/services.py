@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from .config import Settings
+from .db_secret import index_url
 from .index.database import create_index_engine, upgrade_schema
 from .stores.base import ImageSetStore
 from .stores.local import LocalStore
@@ -26,11 +27,27 @@ class Services:
         self.index.dispose()
 
 
-def open_services(settings: Settings, *, upgrade: bool = True) -> Services:
-    """Open the configured store and index; create or upgrade the index schema if asked."""
+def open_services(
+    settings: Settings, *, upgrade: bool = True, cache_frames: bool = True
+) -> Services:
+    """Open the configured store and index; create or upgrade the index schema if asked.
+    Without *cache_frames* (index maintenance) an AHI store has no frame cache nor prefetch."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_index_engine(settings.index_url)
+    engine = create_index_engine(index_url(settings))
     if upgrade:
         upgrade_schema(engine)
-    store = LocalStore(settings.store_root, settings.datastore_id, durable=True)
+    store = open_store(settings, cache_frames=cache_frames)
     return Services(settings=settings, store=store, index=engine)
+
+
+def open_store(settings: Settings, *, cache_frames: bool = True) -> ImageSetStore:
+    if settings.store == "ahi":
+        from .stores.ahi import AhiStore, create_client
+        from .stores.cached import CachedStore
+
+        client = create_client(settings.aws_region, settings.ahi_endpoint_url)
+        store = AhiStore(client, settings.datastore_id)
+        if not cache_frames or not settings.frame_cache_mb:
+            return store
+        return CachedStore(store, settings.cache_dir, max_bytes=settings.frame_cache_mb << 20)
+    return LocalStore(settings.store_root, settings.datastore_id, durable=True)

@@ -50,22 +50,6 @@ def to_dicom_json(
     return _dataset(attributes, vrs or {}, "", bulk_data_uri, inline_binary_limit)
 
 
-def merged_instance_attributes(
-    metadata: Mapping[str, Any], series_uid: str, sop_uid: str
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """All attributes of one instance and their DICOMVRs: patient → study → series → instance,
-    later levels winning (levels hold only what every instance shares). KeyError if absent."""
-    study = metadata["Study"]
-    series = study["Series"][series_uid]
-    instance = series["Instances"][sop_uid]
-    attributes: dict[str, Any] = {}
-    vrs: dict[str, str] = {}
-    for level in (metadata.get("Patient") or {}, study, series, instance):
-        attributes.update(level.get("DICOM") or {})
-        vrs.update(level.get("DICOMVRs") or {})
-    return attributes, vrs
-
-
 def decoded_length(base64_text: str) -> int:
     """Byte length of a base64 value without decoding it."""
     return len(base64_text) * 3 // 4 - base64_text.count("=", -2)

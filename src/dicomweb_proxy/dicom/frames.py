@@ -110,10 +110,21 @@ def _native_frame(array: np.ndarray, ds: Dataset) -> StoredFrame:
     )
 
 
+def encode_htj2k(array: np.ndarray) -> tuple[bytes, int]:
+    """Encode one frame as lossless HTJ2K RPCL; return the codestream and its decomposition count.
+
+    Three-sample frames use the reversible colour transform: decoders apply its inverse, so the
+    decoded samples are the source samples, and Cornerstone's OpenJPH build mis-decodes colour
+    codestreams without it.
+    """
+    levels = min(MAX_DECOMPOSITIONS, max(0, int(math.log2(max(1, min(array.shape[:2])))) - 3))
+    colour = array.ndim == 3 and array.shape[2] == 3
+    return imagecodecs.htj2k_encode(array, resolutions=levels, rgb=colour), levels
+
+
 def _htj2k_frame(array: np.ndarray) -> StoredFrame:
     array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
-    levels = min(MAX_DECOMPOSITIONS, max(0, int(math.log2(max(1, min(array.shape[:2])))) - 3))
-    data = imagecodecs.htj2k_encode(array, resolutions=levels, rgb=False)
+    data, levels = encode_htj2k(array)
     checksums = [
         _checksum(imagecodecs.htj2k_decode(data, skipres=skip, planar=False))
         for skip in range(levels, 0, -1)
@@ -152,8 +163,11 @@ def _native_array(data: bytes, attributes: dict[str, Any]) -> np.ndarray:
     if bits == 1:
         bits_array = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")
         return bits_array[: rows * columns].reshape(rows, columns)
-    signed = int(attributes.get("PixelRepresentation") or 0) == 1
-    dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+    if "FloatPixelData" in attributes or "DoubleFloatPixelData" in attributes:
+        kind = "f"
+    else:
+        kind = "i" if int(attributes.get("PixelRepresentation") or 0) == 1 else "u"
+    dtype = np.dtype(f"<{kind}{bits // 8}")
     shape = (rows, columns, samples) if samples > 1 else (rows, columns)
     return np.frombuffer(data, dtype).reshape(shape)
 

@@ -6,7 +6,7 @@ docs/architecture.md, "Levels") and read back by merging those blocks again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,21 +106,38 @@ def _common_attributes(instances: Sequence[InstanceEntry]) -> dict[str, Any]:
     }
 
 
-def iter_instances(metadata: dict[str, Any]) -> Iterator[InstanceEntry]:
+def merged_instance_attributes(
+    metadata: Mapping[str, Any], series_uid: str, sop_uid: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """All attributes of one instance and their DICOMVRs: patient → study → series → instance,
+    later levels winning (levels hold only what every instance shares). KeyError if absent."""
+    study = metadata["Study"]
+    series = study["Series"][series_uid]
+    return _merge((metadata.get("Patient") or {}, study, series, series["Instances"][sop_uid]))
+
+
+def iter_instances(metadata: Mapping[str, Any]) -> Iterator[InstanceEntry]:
     """Yield every instance of a metadata document with its levels merged back into one block."""
-    patient = metadata.get("Patient", {}).get("DICOM") or {}
-    study = metadata.get("Study", {})
-    study_attributes = {**patient, **(study.get("DICOM") or {})}
-    study_uid = study_attributes.get("StudyInstanceUID")
+    patient = metadata.get("Patient") or {}
+    study = metadata.get("Study") or {}
     for series_uid, series in (study.get("Series") or {}).items():
-        series_attributes = {**study_attributes, **(series.get("DICOM") or {})}
         for sop_uid, instance in (series.get("Instances") or {}).items():
+            attributes, vrs = _merge((patient, study, series, instance))
             yield InstanceEntry(
-                study_uid=study_uid or instance["DICOM"].get("StudyInstanceUID"),
+                study_uid=attributes.get("StudyInstanceUID"),
                 series_uid=series_uid,
                 sop_uid=sop_uid,
-                attributes={**series_attributes, **(instance.get("DICOM") or {})},
-                vrs=instance.get(VRS_KEY) or {},
+                attributes=attributes,
+                vrs=vrs,
                 stored_transfer_syntax_uid=instance.get("StoredTransferSyntaxUID"),
                 image_frames=instance.get("ImageFrames") or [],
             )
+
+
+def _merge(levels: Iterable[Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
+    attributes: dict[str, Any] = {}
+    vrs: dict[str, str] = {}
+    for level in levels:
+        attributes.update(level.get("DICOM") or {})
+        vrs.update(level.get(VRS_KEY) or {})
+    return attributes, vrs

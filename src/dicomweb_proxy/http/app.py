@@ -13,6 +13,7 @@ from starlette.routing import Mount, Route
 
 from ..config import load_settings
 from ..services import Services, open_services
+from . import capabilities, qido, rendered, viewer, wado
 from .errors import EXCEPTION_HANDLERS
 from .health import health
 
@@ -30,7 +31,13 @@ CORS_EXPOSE_HEADERS = [
 
 
 def dicomweb_routes() -> list[Route]:
-    return [Route("/health", health, methods=["GET", "HEAD"])]
+    return [
+        Route("/health", health, methods=["GET", "HEAD"]),
+        *qido.routes,
+        *rendered.routes,
+        *wado.routes,
+        *capabilities.routes,
+    ]
 
 
 def create_app(services: Services) -> Starlette:
@@ -49,6 +56,8 @@ def create_app(services: Services) -> Starlette:
         )
     base = settings.base_path.rstrip("/")
     routes = [Mount(base, routes=dicomweb_routes())] if base else dicomweb_routes()
+    routes += viewer.routes(settings)  # the OHIF viewer at /viewer, same origin
+    routes += capabilities.base_routes(base)  # OPTIONS {base}, no final slash
     routes.append(Route("/", _root(base), methods=["GET", "HEAD"]))
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS)
     app.state.services = services

@@ -8,7 +8,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from ..stores.base import FrameNotFound, ImageSetNotFound, StoreError
+from ..stores.base import (
+    FrameNotFound,
+    ImageSetNotFound,
+    StoreAccessDenied,
+    StoreError,
+    StoreUnavailable,
+)
 
 log = logging.getLogger("dicomweb_proxy.http")
 
@@ -25,6 +31,21 @@ async def http_exception(request: Request, exc: Exception) -> Response:
 async def store_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ImageSetNotFound | FrameNotFound):
         return error_response(404, str(exc))
+    if isinstance(exc, StoreUnavailable):
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(
+            503,
+            "the image-set store is busy or unavailable; retry later",
+            {"Retry-After": str(exc.retry_after)},
+        )
+    if isinstance(exc, StoreAccessDenied):
+        log.error(
+            "store denied access on %s %s: %s (check the server's credentials and permissions)",
+            request.method,
+            request.url.path,
+            exc,
+        )
+        return error_response(502, "the image-set store denied access; see the server log")
     log.error("store error on %s %s: %s", request.method, request.url.path, exc)
     return error_response(502, "the image-set store failed to answer; see the server log")
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -116,7 +117,12 @@ def check_index(engine: Engine) -> None:
         connection.execute(select(study.c.study_pkey).limit(1)).all()
 
 
-def _alembic_config(connection: Connection) -> Config:
+def head_revision() -> str:
+    """The newest revision this release knows: what upgrade_schema migrates to."""
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def _alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = connection

@@ -150,6 +150,13 @@ study = Table(
     Column("updated_at", _datetime()),
     # Leads with studydate for date-range search; ends with the UID for a deterministic page order.
     Index("ix_study_studydate_studyinstanceuid", "studydate", "studyinstanceuid"),
+    # The default QIDO-RS order: a page of studies is read in order, not sorted (0002).
+    Index(
+        "ix_study_studydate_studytime_studyinstanceuid",
+        "studydate",
+        "studytime",
+        "studyinstanceuid",
+    ),
     _prefix_index("study", "referringphysicianname_norm"),
     **_MYSQL_TABLE,
 )

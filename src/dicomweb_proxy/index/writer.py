@@ -37,7 +37,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from ..dicom.dicom_json import decoded_length, merged_instance_attributes, to_dicom_json
+from ..dicom.dicom_json import decoded_length, to_dicom_json
+from ..dicom.image_set import merged_instance_attributes
+from ..dicom.transfer_syntax import HTJ2K_LOSSLESS_RPCL
 from .schema import (
     DEFAULT_ISSUER,
     NO_PATIENT_ID,
@@ -52,7 +54,6 @@ from .schema import (
     study,
 )
 
-HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.202"
 """What AHI stores when an instance has no StoredTransferSyntaxUID."""
 DUPLICATE_SERIES = "DUPLICATE_SERIES"
 """conflict.conflict_type of an image set holding a series another image set holds."""
@@ -467,7 +468,8 @@ def _parse_series(
             reference = attributes
         row = _columns(_INSTANCE, attributes)
         row["storedtransfersyntaxuid"] = (
-            _text(document.get("StoredTransferSyntaxUID")) or HTJ2K_LOSSLESS
+            _text(document.get("StoredTransferSyntaxUID"))
+            or HTJ2K_LOSSLESS_RPCL  # AHI: absent means HTJ2K RPCL
         )
         row["attributes"] = _attributes_json(document.get("DICOM") or {}, document.get("DICOMVRs"))
         frame_ids = [

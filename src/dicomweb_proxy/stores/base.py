@@ -31,6 +31,24 @@ class VersionConflict(StoreError):
     """The image set changed since the version the writer started from."""
 
 
+class StoreAccessDenied(StoreError):
+    """The store refused our credentials (e.g. an IAM policy lacks an AHI action): a deployment
+    problem no client can fix, so it is logged loudly and answered 502."""
+
+
+class StoreUnavailable(StoreError):
+    """The store is overloaded or briefly unreachable, still so after retries: clients should
+    come back after *retry_after* seconds (503 with Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+class ReadOnlyStore(StoreError):
+    """The store does not take writes from this service (AHI image sets come from import jobs)."""
+
+
 @dataclass(frozen=True)
 class ImageSetSummary:
     image_set_id: str

@@ -11,9 +11,7 @@ import fcntl
 import gzip
 import os
 import shutil
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from ..cache import SizedLRU
 from .base import (
     FrameNotFound,
     ImageSetNotFound,
@@ -31,7 +30,8 @@ from .base import (
 )
 
 POINTER = "imageset.json"
-_METADATA_CACHE_ENTRIES = 256
+#: Parsed metadata documents kept per process (their files never change: names carry versions).
+_METADATA_CACHE_BYTES = 128 * 1024 * 1024
 
 
 class LocalStore:
@@ -45,8 +45,9 @@ class LocalStore:
         self._tmp = self.root / "tmp"
         self._image_sets.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
-        self._metadata_cache: OrderedDict[Path, dict[str, Any]] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._metadata_cache: SizedLRU[Path, tuple[dict[str, Any], int]] = SizedLRU(
+            _METADATA_CACHE_BYTES, size_of=lambda entry: entry[1]
+        )
 
     def _dir(self, image_set_id: str) -> Path:
         if len(image_set_id) != 32 or not all(c in "0123456789abcdef" for c in image_set_id):
@@ -65,16 +66,12 @@ class LocalStore:
     def get_image_set_metadata(self, image_set_id: str) -> dict[str, Any]:
         """The current metadata document; shared between callers, so never mutate it."""
         path = self._dir(image_set_id) / self._pointer(image_set_id)["metadata"]
-        with self._cache_lock:
-            if path in self._metadata_cache:
-                self._metadata_cache.move_to_end(path)
-                return self._metadata_cache[path]
-        metadata = orjson.loads(gzip.decompress(path.read_bytes()))
-        with self._cache_lock:
-            self._metadata_cache[path] = metadata
-            if len(self._metadata_cache) > _METADATA_CACHE_ENTRIES:
-                self._metadata_cache.popitem(last=False)
-        return metadata
+        cached = self._metadata_cache.get(path)
+        if cached is not None:
+            return cached[0]
+        document = gzip.decompress(path.read_bytes())
+        # Parsed JSON takes several times its text in memory: count it so.
+        return self._metadata_cache.put(path, (orjson.loads(document), len(document) * 4))[0]
 
     def get_image_set_metadata_gzip(self, image_set_id: str) -> bytes:
         """The stored gzip bytes of the current metadata document, as AHI serves them."""

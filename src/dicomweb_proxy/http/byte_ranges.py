@@ -1,0 +1,48 @@
+"""HTTP byte ranges (RFC 9110 14) on single payloads: frames and bulk data.
+
+Cornerstone fetches a prefix of an HTJ2K frame (``bytes=0-64000``), then the rest
+(``bytes=64001-``); its last range may end past the frame, which means "to the end". Only a
+single range is served; several ranges get the whole payload (allowed by RFC 9110).
+"""
+
+from __future__ import annotations
+
+import re
+
+_SINGLE_RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*")
+
+
+class RangeNotSatisfiable(Exception):
+    def __init__(self, length: int) -> None:
+        super().__init__(f"range not satisfiable: the payload has {length} bytes")
+        self.length = length
+
+
+def requested_range(header: str | None, length: int) -> tuple[int, int] | None:
+    """The (first, last) byte positions, inclusive, that *header* asks of a payload of *length*
+    bytes; None for no range (or one we do not serve: multiple ranges, other units, malformed).
+    Raises RangeNotSatisfiable when the range starts past the end."""
+    if not header:
+        return None
+    match = _SINGLE_RANGE.fullmatch(header)
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # suffix range: the last N bytes
+        suffix = int(last)
+        if suffix == 0 or length == 0:
+            raise RangeNotSatisfiable(length)
+        return max(0, length - suffix), length - 1
+    start = int(first)
+    end = int(last) if last else length - 1
+    if last and end < start:
+        return None  # invalid: ignored, as RFC 9110 says
+    if start >= length:
+        raise RangeNotSatisfiable(length)
+    return start, min(end, length - 1)
+
+
+def content_range(span: tuple[int, int], length: int) -> str:
+    return f"bytes {span[0]}-{span[1]}/{length}"

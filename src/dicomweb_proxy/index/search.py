@@ -1,0 +1,588 @@
+"""QIDO-RS searches on the SQL index: a SearchQuery in, one page of DICOM JSON datasets out.
+
+Portable across SQLite, PostgreSQL and MySQL/MariaDB, and index-friendly:
+- every value is a bound parameter; wildcards become ``LIKE ... ESCAPE '!'``, except on SQLite,
+  whose LIKE ignores ASCII case and cannot use the indexes of binary columns: GLOB there;
+- person names are matched on the ``*_norm`` columns (upper-cased by the writer, the query value
+  normalized the same way), so case-insensitive matching needs no function on a column;
+- attributes of lower levels (``ModalitiesInStudy``, ``Modality`` at study level) are EXISTS
+  subqueries on indexed foreign keys; NULLs sort first on every database.
+Returned values come from the level's ``attributes`` DICOM JSON, so they are the original text;
+columns fill in what a level's JSON lacks (values that differ between instances).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    FromClause,
+    Result,
+    Select,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+)
+
+from ..dicom.dicom_json import to_dicom_json
+from ..dicom.query import (
+    AnyOf,
+    Condition,
+    DateTimeRange,
+    Level,
+    Matcher,
+    QueryError,
+    Range,
+    SearchQuery,
+    SingleValue,
+    UidList,
+    Universal,
+    Wildcard,
+)
+from .schema import (
+    DEFAULT_ISSUER,
+    NO_PATIENT_ID,
+    instance,
+    issuer,
+    normalize_person_name,
+    patient,
+    series,
+    study,
+)
+
+DatasetJSON = dict[str, dict]
+
+#: Attributes the index can match and sort on, and the column holding each.
+COLUMNS: dict[str, Column] = {
+    "PatientName": patient.c.patientname,
+    "PatientID": patient.c.patientid,
+    "IssuerOfPatientID": issuer.c.issuerofpatientid,
+    "PatientBirthDate": patient.c.patientbirthdate,
+    "PatientSex": patient.c.patientsex,
+    "StudyInstanceUID": study.c.studyinstanceuid,
+    "AccessionNumber": study.c.accessionnumber,
+    "StudyID": study.c.studyid,
+    "StudyDate": study.c.studydate,
+    "StudyTime": study.c.studytime,
+    "StudyDescription": study.c.studydescription,
+    "ReferringPhysicianName": study.c.referringphysicianname,
+    "SeriesInstanceUID": series.c.seriesinstanceuid,
+    "Modality": series.c.modality,
+    "SeriesNumber": series.c.seriesnumber,
+    "SeriesDescription": series.c.seriesdescription,
+    "InstitutionName": series.c.institutionname,
+    "BodyPartExamined": series.c.bodypartexamined,
+    "StationName": series.c.stationname,
+    "Manufacturer": series.c.manufacturer,
+    "ProtocolName": series.c.protocolname,
+    "Laterality": series.c.laterality,
+    "SeriesDate": series.c.seriesdate,
+    "SeriesTime": series.c.seriestime,
+    "PerformedProcedureStepStartDate": series.c.performedprocedurestepstartdate,
+    "PerformedProcedureStepStartTime": series.c.performedprocedurestepstarttime,
+    "SOPInstanceUID": instance.c.sopinstanceuid,
+    "SOPClassUID": instance.c.sopclassuid,
+    "InstanceNumber": instance.c.instancenumber,
+    "AcquisitionDate": instance.c.acquisitiondate,
+    "AcquisitionTime": instance.c.acquisitiontime,
+    "ContentDate": instance.c.contentdate,
+    "ContentTime": instance.c.contenttime,
+    "PhotometricInterpretation": instance.c.photometricinterpretation,
+    "NumberOfFrames": instance.c.numberofframes,
+    "Rows": instance.c.rows,
+    "Columns": instance.c.columns,
+    "BitsAllocated": instance.c.bitsallocated,
+    "BitsStored": instance.c.bitsstored,
+    "HighBit": instance.c.highbit,
+    "PixelRepresentation": instance.c.pixelrepresentation,
+    "ObservationDateTime": instance.c.observationtime,
+    "ContentDescription": instance.c.contentdescription,
+}
+#: Study attributes matched against the series or instances of the study.
+IN_STUDY: dict[str, Column] = {
+    "ModalitiesInStudy": series.c.modality,
+    "SOPClassesInStudy": instance.c.sopclassuid,
+}
+_NORMALIZED = {
+    "PatientName": patient.c.patientname_norm,
+    "ReferringPhysicianName": study.c.referringphysicianname_norm,
+}
+_PLACEHOLDERS = {"PatientID": NO_PATIENT_ID, "IssuerOfPatientID": DEFAULT_ISSUER}
+_LEVEL_OF_TABLE = {
+    issuer: Level.PATIENT,
+    patient: Level.PATIENT,
+    study: Level.STUDY,
+    series: Level.SERIES,
+    instance: Level.INSTANCE,
+}
+_DEFAULT_ORDER = {
+    Level.STUDY: ("StudyDate", "StudyTime", "StudyInstanceUID"),
+    Level.SERIES: ("SeriesNumber", "SeriesInstanceUID"),
+    Level.INSTANCE: ("InstanceNumber", "SOPInstanceUID"),
+}
+_ESCAPE = "!"
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    datasets: list[DatasetJSON]
+    total: int  # matches of the whole query, not only of this page
+
+
+def search(connection: Connection, query: SearchQuery) -> SearchPage:
+    """Run ``query``: its page (limit/offset) in the query's order, and the number of matches.
+    QueryError for a key the index cannot match or sort on."""
+    plan = _Plan(query, connection.dialect.name)
+    rows: list[Mapping[str, Any]] = []
+    if query.limit != 0:
+        rows = _dicts(connection.execute(plan.page()))
+    last_page = query.limit is None or len(rows) < query.limit
+    if query.limit != 0 and last_page and (rows or not query.offset):
+        total = query.offset + len(rows)  # the page ends the results: no count needed
+    else:
+        total = connection.scalar(plan.count()) or 0
+    parents = _parent_records(connection, query, rows)
+    return SearchPage(_datasets(query, rows, parents), total)
+
+
+def _dicts(result: Result) -> list[dict[str, Any]]:
+    """Rows as plain dicts: read per returned attribute, far faster than RowMapping."""
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result]
+
+
+# --- SQL ---------------------------------------------------------------------------------------
+
+
+def _label(column: Column) -> str:
+    return f"{column.table.name}_{column.name}"  # type: ignore[attr-defined]
+
+
+def _labelled(*tables: FromClause) -> list[ColumnElement]:
+    """Every column of ``tables`` under its _label; the patient's JSON is in the study's."""
+    return [
+        column.label(_label(column))  # type: ignore[arg-type]
+        for table in tables
+        for column in table.c
+        if table is not patient or column.name != "attributes"
+    ]
+
+
+class _Plan:
+    """The FROM, WHERE and ORDER BY of a query, built (and checked) before anything runs."""
+
+    def __init__(self, query: SearchQuery, dialect: str) -> None:
+        self.query = query
+        self.dialect = dialect
+        self.joined: set[Level] = set()  # levels the WHERE clause needs joined
+        self.filters_issuer = False
+        self.where = [
+            self._condition(condition)
+            for condition in query.conditions
+            if not isinstance(condition.matcher, Universal)
+        ]
+        self.order = self._order()
+
+    def page(self) -> Select:
+        level = self.query.level
+        tables = {Level.STUDY: (study, patient), Level.SERIES: (series,)}.get(level, (instance,))
+        columns = _labelled(*tables)
+        if level > Level.STUDY:
+            columns.append(study.c.studyinstanceuid.label(_label(study.c.studyinstanceuid)))
+        if level > Level.SERIES:
+            columns += [
+                series.c.seriesinstanceuid.label(_label(series.c.seriesinstanceuid)),
+                series.c.study_pkey.label(_label(series.c.study_pkey)),
+            ]
+        sorted_by = {_LEVEL_OF_TABLE[c.table] for c in self.sort_columns}  # type: ignore[index]
+        with_patient = level == Level.STUDY or Level.PATIENT in sorted_by | self.joined
+        with_issuer = issuer in self.sort_tables or self.filters_issuer
+        source = self._joins(Level.STUDY, with_patient, with_issuer)
+        statement = select(*columns).select_from(source).where(*self.where)
+        return statement.order_by(*self.order).limit(self.query.limit).offset(self.query.offset)
+
+    def count(self) -> Select:
+        top = min(self.joined, default=self.query.level)
+        source = self._joins(top, Level.PATIENT in self.joined, self.filters_issuer)
+        return select(func.count()).select_from(source).where(*self.where)
+
+    def _joins(
+        self, top: Level, with_patient: bool = False, with_issuer: bool = False
+    ) -> FromClause:
+        """The query level's table joined with those above it, up to ``top``."""
+        level = self.query.level
+        source: FromClause = _OWN_TABLE[level]
+        if level > Level.SERIES and top < Level.INSTANCE:
+            source = source.join(series, series.c.series_pkey == instance.c.series_pkey)
+        if level > Level.STUDY and top < Level.SERIES:
+            source = source.join(study, study.c.study_pkey == series.c.study_pkey)
+        if with_patient or with_issuer:
+            source = source.join(patient, patient.c.patient_pkey == study.c.patient_pkey)
+        if with_issuer:
+            source = source.join(issuer, issuer.c.issuer_pkey == patient.c.issuer_pkey)
+        return source
+
+    def _condition(self, condition: Condition) -> ColumnElement[bool]:
+        """One condition. Lower levels are EXISTS subqueries; patient attributes an IN
+        subquery on study.patient_pkey, so a selective name drives the search from its index."""
+        keyword = condition.attribute.keyword
+        if keyword in IN_STUDY:
+            self.joined.add(Level.STUDY)
+            return _exists(Level.STUDY, IN_STUDY[keyword], self._matcher(condition))
+        column = COLUMNS.get(keyword)
+        if column is None:
+            raise QueryError(
+                keyword or condition.attribute.tag, "not supported as a matching key (see docs)"
+            )
+        clause = self._matcher(condition)
+        level = _LEVEL_OF_TABLE[column.table]  # type: ignore[index]
+        if level > self.query.level:
+            return _exists(self.query.level, column, clause)
+        if level == Level.PATIENT and self.dialect == "sqlite":
+            # SQLite would walk the studies in page order and test each one's patient: an
+            # IN subquery makes it find the (usually few) patients first.
+            self.joined.add(Level.STUDY)
+            patients = select(patient.c.patient_pkey).where(clause(column))
+            if column.table is issuer:
+                patients = patients.join_from(patient, issuer)
+            return study.c.patient_pkey.in_(patients)
+        self.joined.add(level)
+        self.filters_issuer |= column.table is issuer
+        return clause(column)
+
+    def _matcher(self, condition: Condition) -> Callable[[ColumnElement], ColumnElement[bool]]:
+        """The condition as a function of the column it applies to (EXISTS subqueries use
+        aliases of the tables)."""
+        keyword = condition.attribute.keyword
+        matcher = condition.matcher
+        if keyword in _NORMALIZED:
+            norm = _NORMALIZED[keyword]
+            return lambda _column: self._person_name(norm, matcher)
+        if isinstance(matcher, DateTimeRange):
+            times = COLUMNS.get(matcher.time.keyword)
+            if times is None:
+                raise QueryError(matcher.time.keyword, "not supported as a matching key")
+            return lambda column: _date_time_range(column, times, matcher)
+        return lambda column: self._match(column, matcher)
+
+    def _match(self, column: ColumnElement, matcher: Matcher) -> ColumnElement[bool]:
+        if isinstance(matcher, SingleValue):
+            return column == matcher.value
+        if isinstance(matcher, UidList):
+            return column.in_(matcher.uids)
+        if isinstance(matcher, Wildcard):
+            return self._pattern(column, matcher.pattern)
+        if isinstance(matcher, Range):
+            bounds = []
+            if matcher.low is not None:
+                bounds.append(column >= matcher.low)
+            if matcher.high is not None:
+                bounds.append(column <= matcher.high)
+            return and_(*bounds)
+        if isinstance(matcher, AnyOf):
+            return or_(*(self._match(column, one) for one in matcher.matchers))
+        raise AssertionError(matcher)
+
+    def _person_name(self, column: ColumnElement, matcher: Matcher) -> ColumnElement[bool]:
+        """PN matching ignores case and '^'/space differences; without '=' in the value it
+        matches any component group (alphabetic, ideographic, phonetic). Fuzzy matching finds
+        the value at the start of any name component."""
+        if isinstance(matcher, AnyOf):
+            return or_(*(self._person_name(column, one) for one in matcher.matchers))
+        if not isinstance(matcher, SingleValue | Wildcard):
+            raise AssertionError(matcher)
+        text = matcher.value if isinstance(matcher, SingleValue) else matcher.pattern
+        value = normalize_person_name(str(text)) or ""
+        if self.query.fuzzy:
+            patterns = [f"{value}*", f"* {value}*", f"*={value}*"]
+        elif "=" in value:
+            patterns = [value]
+        elif value.endswith("*"):
+            patterns = [value, f"*={value}"]
+        else:
+            patterns = [value, f"{value}=*", f"*={value}", f"*={value}=*"]
+        return or_(*(self._pattern(column, pattern) for pattern in patterns))
+
+    def _pattern(self, column: ColumnElement, pattern: str) -> ColumnElement[bool]:
+        if "*" not in pattern and "?" not in pattern:
+            return column == pattern
+        if self.dialect == "sqlite":
+            return column.op("GLOB")(pattern.replace("[", "[[]"))
+        like = pattern.replace(_ESCAPE, _ESCAPE * 2)
+        for special in "%_":
+            like = like.replace(special, _ESCAPE + special)
+        return column.like(like.replace("*", "%").replace("?", "_"), escape=_ESCAPE)
+
+    def _order(self) -> list[ColumnElement]:
+        level = self.query.level
+        keys = [(key.attribute.keyword, key.descending) for key in self.query.orderby]
+        keys += [(keyword, False) for keyword in _DEFAULT_ORDER[level]]
+        order, seen = [], set()
+        self.sort_columns: list[Column] = []
+        for keyword, descending in keys:
+            column = _NORMALIZED.get(keyword, COLUMNS.get(keyword))
+            if column is None or _LEVEL_OF_TABLE[column.table] > level:  # type: ignore[index]
+                raise QueryError(
+                    "orderby", f"cannot sort {level.name.lower()} results by {keyword}"
+                )
+            if keyword not in seen:
+                seen.add(keyword)
+                self.sort_columns.append(column)
+                order.append(self._sorted(column, descending))
+        self.sort_tables = {column.table for column in self.sort_columns}
+        return order
+
+    @staticmethod
+    def _sorted(column: ColumnElement, descending: bool) -> ColumnElement:
+        # Each database's own NULL placement (first on SQLite and MySQL, last on PostgreSQL):
+        # what its plain indexes serve.
+        return column.desc() if descending else column.asc()
+
+
+def _exists(
+    anchor: Level, column: Column, clause: Callable[[ColumnElement], ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """Whether a series or instance below the ``anchor`` row matches ``clause``.
+
+    Matching series are few enough to collect first, from the index on the matched column; the
+    studies are then tested against that set. (``+ 0`` keeps SQLite from looking the studies up
+    by that set, which would sort them all, rather than reading them in page order.) Instances
+    are many: EXISTS tests each row and stops at the first match."""
+    if column.table is series:
+        inner = series.alias()
+        matching = select(inner.c.study_pkey).where(clause(inner.c[column.name]))
+        return (study.c.study_pkey + 0).in_(matching)
+    inner = instance.alias()
+    if anchor == Level.SERIES:
+        return exists().where(
+            inner.c.series_pkey == series.c.series_pkey, clause(inner.c[column.name])
+        )
+    parent = series.alias()
+    return exists().where(
+        inner.c.series_pkey == parent.c.series_pkey,
+        parent.c.study_pkey == study.c.study_pkey,
+        clause(inner.c[column.name]),
+    )
+
+
+def _date_time_range(
+    dates: ColumnElement, times: ColumnElement, matcher: DateTimeRange
+) -> ColumnElement[bool]:
+    """On the first and last day of the range the time counts (an unknown time matches)."""
+    bounds = []
+    if matcher.low is not None:
+        day, moment = matcher.low.date(), matcher.low.time()
+        bounds.append(or_(dates > day, and_(dates == day, or_(times >= moment, times.is_(None)))))
+    if matcher.high is not None:
+        day, moment = matcher.high.date(), matcher.high.time()
+        bounds.append(or_(dates < day, and_(dates == day, or_(times <= moment, times.is_(None)))))
+    return and_(*bounds)
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+def _counted(value: int) -> dict:
+    return {"vr": "IS", "Value": [value]}
+
+
+def _listed(vr: str) -> Callable[[str | None], dict | None]:
+    # Left out when unknown: viewers (OHIF) read an empty ModalitiesInStudy as an error.
+    return lambda value: {"vr": vr, "Value": value.split("\\")} if value else None
+
+
+#: Attributes the index computes: (column, value as a DICOM JSON element).
+_COMPUTED: dict[str, tuple[Column, Callable[[Any], dict | None]]] = {
+    "ModalitiesInStudy": (study.c.modalitiesinstudy, _listed("CS")),
+    "SOPClassesInStudy": (study.c.sopclassesinstudy, _listed("UI")),
+    "NumberOfStudyRelatedSeries": (study.c.numberofstudyrelatedseries, _counted),
+    "NumberOfStudyRelatedInstances": (study.c.numberofstudyrelatedinstances, _counted),
+    "NumberOfSeriesRelatedInstances": (series.c.numberofseriesrelatedinstances, _counted),
+}
+_ONLINE = {"vr": "CS", "Value": ["ONLINE"]}  # everything indexed is in the store
+# Columns of these VRs hold what DICOM JSON holds (UIDs, integers), so the JSON is not needed.
+_EXACT_VRS = frozenset({"UI", "IS", "US", "SS", "UL", "SL"})
+
+
+class _Record:
+    """One row of a level: its column values (keyed by _label) and its attribute JSON, parsed
+    only when an attribute is looked up that the text holds (most searches need none)."""
+
+    __slots__ = ("_attributes", "_text", "values")
+
+    def __init__(self, values: Mapping[str, Any], table: FromClause) -> None:
+        self.values = values
+        self._text: str = values.get(f"{table.name}_attributes") or "{}"  # type: ignore[attr-defined]
+        self._attributes: DatasetJSON | None = None
+
+    @property
+    def attributes(self) -> DatasetJSON:
+        if self._attributes is None:
+            self._attributes = orjson.loads(self._text)
+        return self._attributes
+
+    def get(self, tag: str) -> dict | None:
+        if self._attributes is None and f'"{tag}"' not in self._text:
+            return None
+        return self.attributes.get(tag)
+
+
+_OWN_TABLE = {Level.STUDY: study, Level.SERIES: series, Level.INSTANCE: instance}
+# Returned at every level without reading the parents' rows: page rows hold the UIDs, the
+# others are constants or added by the HTTP layer.
+_WITHOUT_PARENTS = frozenset(
+    {
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "InstanceAvailability",
+        "SpecificCharacterSet",
+        "RetrieveURL",
+    }
+)
+_PARENT_KEY = {
+    Level.STUDY: _label(series.c.study_pkey),
+    Level.SERIES: _label(instance.c.series_pkey),
+}
+
+
+def _parent_records(
+    connection: Connection, query: SearchQuery, rows: list[Mapping[str, Any]]
+) -> dict[Level, dict[int, _Record]]:
+    """The page's study (with patient) and series rows, by pkey, for the levels above the
+    query's whose attributes are returned (beyond the UIDs the page rows hold)."""
+    levels = {
+        max(key.attribute.level, Level.STUDY)
+        for key in query.returned
+        if key.attribute.keyword not in _WITHOUT_PARENTS
+    }
+    records: dict[Level, dict[int, _Record]] = {}
+    for level, statement in (
+        (Level.STUDY, select(*_labelled(study, patient)).join_from(study, patient)),
+        (Level.SERIES, select(*_labelled(series))),
+    ):
+        if level in levels and level < query.level and rows:
+            table = _OWN_TABLE[level]
+            pkey = table.c[f"{table.name}_pkey"]
+            wanted = sorted({row[_PARENT_KEY[level]] for row in rows})
+            found = _dicts(connection.execute(statement.where(pkey.in_(wanted))))
+            records[level] = {row[_label(pkey)]: _Record(row, table) for row in found}
+    return records
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """How to find one returned attribute in a row's records (own level first, then parents)."""
+
+    tag: str
+    vr: str
+    required: bool
+    depth: int  # how many of the records hold attributes of its level
+    constant: dict | None  # InstanceAvailability
+    computed: tuple[str, Callable[[Any], dict]] | None  # (column label, converter)
+    column: str | None  # label of the column that fills in when no JSON has it
+    exact_column: bool  # the column holds the value exactly as DICOM JSON has it: read it first
+    placeholder: str | None  # a column value that means "unknown"
+
+
+def _fields(query: SearchQuery, levels: list[Level]) -> list[_Field]:
+    fields = []
+    for key in query.returned:
+        attribute, keyword = key.attribute, key.attribute.keyword
+        computed = _COMPUTED.get(keyword)
+        column = COLUMNS.get(keyword)
+        fields.append(
+            _Field(
+                attribute.tag,
+                attribute.vr,
+                key.required,
+                sum(1 for level in levels if level >= attribute.level),
+                _ONLINE if keyword == "InstanceAvailability" else None,
+                (_label(computed[0]), computed[1]) if computed else None,
+                _label(column) if column is not None else None,
+                column is not None and attribute.vr in _EXACT_VRS,
+                _PLACEHOLDERS.get(keyword),
+            )
+        )
+    return fields
+
+
+def _datasets(
+    query: SearchQuery, rows: list[Mapping[str, Any]], parents: dict[Level, dict[int, _Record]]
+) -> list[DatasetJSON]:
+    above = [level for level in (Level.SERIES, Level.STUDY) if level in parents]
+    fields = _fields(query, [query.level, *above])
+    own_table = _OWN_TABLE[query.level]
+    datasets = []
+    for row in rows:
+        own = _Record(row, own_table)
+        # Most specific first: a level's JSON only holds what all its instances share.
+        records = [own, *(parents[level][row[_PARENT_KEY[level]]] for level in above)]
+        dataset = dict(own.attributes) if query.include_all else {}
+        for field in fields:
+            element = _element(field, records[: field.depth])
+            if element is not None:
+                dataset[field.tag] = element
+            elif field.required and field.tag not in dataset:
+                dataset[field.tag] = {"vr": field.vr}
+        datasets.append(dataset)
+    return datasets
+
+
+def _element(field: _Field, records: list[_Record]) -> dict | None:
+    if field.constant is not None:
+        return field.constant
+    if field.computed is not None:
+        label, convert = field.computed
+        for record in records:
+            if label in record.values:
+                return convert(record.values[label])
+        return None
+    if field.exact_column:
+        element = _from_column(field, records)
+        if element is not None:
+            return element
+    for record in records:
+        element = record.get(field.tag)
+        if element is not None:
+            return element
+    return None if field.column is None else _from_column(field, records)
+
+
+def _from_column(field: _Field, records: list[_Record]) -> dict | None:
+    for record in records:
+        value = record.values.get(field.column)  # type: ignore[arg-type]
+        if value is not None and value != field.placeholder:
+            return _column_element(field, value)
+    return None
+
+
+def _column_element(field: _Field, value: Any) -> dict:
+    """A column value as a DICOM JSON element; plain strings and numbers need no converter."""
+    plain = isinstance(value, int | float) or (isinstance(value, str) and "\\" not in value)
+    if plain and field.vr != "PN":
+        return {"vr": field.vr, "Value": [value]}
+    return to_dicom_json({field.tag: _dicom_text(value)}, {field.tag: field.vr})[field.tag]
+
+
+def _dicom_text(value: Any) -> Any:
+    """A column value as DICOM text (DA, TM, DT); numbers and strings as they are."""
+    if isinstance(value, datetime):
+        return value.strftime("%Y%m%d%H%M%S") + _fraction(value.microsecond)
+    if isinstance(value, date):
+        return value.strftime("%Y%m%d")
+    if isinstance(value, time):
+        return value.strftime("%H%M%S") + _fraction(value.microsecond)
+    return value
+
+
+def _fraction(microsecond: int) -> str:
+    return f".{microsecond:06d}" if microsecond else ""

@@ -1,0 +1,203 @@
+"""A disk cache of frames in front of a remote store (AHI), filled ahead of the viewer.
+
+An AHI frame id always names the same bytes, so frames are cached by id without expiry, under
+``<cache_dir>/frames/<datastore id>/<2 hex>/<frame id>``: written to a temporary file and
+renamed, so a reader never sees a truncated frame, and shared by every worker process. The cache
+is bounded: once writes add up to a tenth of the bound, the least recently used frames (by
+modification time, touched on each hit) are deleted down to 90% of it. Concurrent requests of one
+frame in a process share one fetch. When an image set's metadata is read its frames are fetched
+in the background, since a viewer asks for every frame of a series next.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from ..dicom.image_set import iter_instances
+from .base import ImageSetStore, ImageSetSummary
+
+log = logging.getLogger(__name__)
+
+PREFETCH_WORKERS = 8
+#: Frames waiting for prefetch workers; beyond that, prefetch skips (requests still fetch).
+MAX_QUEUED = 4096
+_RECENT_IMAGE_SETS = 1024
+
+
+class CachedStore:
+    """*store* with its frames cached under *cache_dir*, at most *max_bytes* of them."""
+
+    def __init__(
+        self,
+        store: ImageSetStore,
+        cache_dir: Path,
+        *,
+        max_bytes: int,
+        prefetch_workers: int = PREFETCH_WORKERS,
+    ) -> None:
+        self.datastore_id = store.datastore_id
+        self.max_bytes = max_bytes
+        self._store = store
+        self._root = Path(cache_dir) / "frames" / store.datastore_id
+        self._tmp = self._root / "tmp"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._flights: dict[str, Future[bytes]] = {}
+        self._prefetched: OrderedDict[str, None] = OrderedDict()
+        self._queued = 0
+        self._written = 0
+        self._prefetch = ThreadPoolExecutor(prefetch_workers, thread_name_prefix="prefetch")
+
+    def get_image_frame(self, image_set_id: str, frame_id: str) -> bytes:
+        path = self._path(frame_id)
+        if path is None:
+            return self._store.get_image_frame(image_set_id, frame_id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return self._fetch(image_set_id, frame_id, path)
+        _touch(path)
+        return data
+
+    def get_image_set_metadata(self, image_set_id: str) -> dict[str, Any]:
+        metadata = self._store.get_image_set_metadata(image_set_id)
+        self._prefetch_frames(image_set_id, metadata)
+        return metadata
+
+    def get_image_set(self, image_set_id: str) -> ImageSetSummary:
+        return self._store.get_image_set(image_set_id)
+
+    def list_image_sets(self) -> Iterator[ImageSetSummary]:
+        return self._store.list_image_sets()
+
+    def put_image_set(
+        self,
+        image_set_id: str,
+        metadata: dict[str, Any],
+        frames: Mapping[str, bytes],
+        *,
+        expected_version: int | None = None,
+    ) -> ImageSetSummary:
+        return self._store.put_image_set(
+            image_set_id, metadata, frames, expected_version=expected_version
+        )
+
+    def delete_image_set(self, image_set_id: str) -> None:
+        self._store.delete_image_set(image_set_id)
+
+    def check(self) -> None:
+        self._store.check()
+
+    def drain(self) -> None:
+        """Wait for queued prefetches, then stop prefetching (tests, shutdown)."""
+        self._prefetch.shutdown(wait=True)
+
+    def _path(self, frame_id: str) -> Path | None:
+        if len(frame_id) != 32 or not frame_id.isalnum():
+            return None  # not a frame id: let the store answer
+        return self._root / frame_id[:2] / frame_id
+
+    def _fetch(self, image_set_id: str, frame_id: str, path: Path) -> bytes:
+        """Fetch one frame from the store, once for all threads asking at the same time."""
+        with self._lock:
+            flight = self._flights.get(frame_id)
+            leader = flight is None
+            if leader:
+                flight = self._flights[frame_id] = Future()
+        if not leader:
+            return flight.result()
+        try:
+            data = self._store.get_image_frame(image_set_id, frame_id)
+            self._save(path, data)
+            flight.set_result(data)
+            return data
+        except BaseException as error:
+            flight.set_exception(error)
+            raise
+        finally:
+            with self._lock:
+                del self._flights[frame_id]
+
+    def _save(self, path: Path, data: bytes) -> None:
+        temporary = self._tmp / f"{path.name}.{uuid.uuid4().hex}"
+        try:
+            path.parent.mkdir(exist_ok=True)
+            temporary.write_bytes(data)
+            os.replace(temporary, path)
+        except OSError as error:  # a full or read-only disk costs speed, not answers
+            temporary.unlink(missing_ok=True)
+            log.warning("frame cache: cannot keep %s: %s", path.name, error)
+            return
+        with self._lock:
+            self._written += len(data)
+            sweep = self._written > self.max_bytes // 10
+            if sweep:
+                self._written = 0
+        if sweep:
+            self._evict()
+
+    def _evict(self) -> None:
+        """Delete the least recently used frames until the cache holds 90% of its bound."""
+        files = []
+        for directory in self._root.iterdir():
+            if directory == self._tmp or not directory.is_dir():
+                continue
+            for path in directory.iterdir():
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
+                files.append((stat.st_mtime, stat.st_size, path))
+        total = sum(size for _, size, _ in files)
+        if total <= self.max_bytes:
+            return
+        target = self.max_bytes * 9 // 10
+        for _, size, path in sorted(files):
+            path.unlink(missing_ok=True)
+            total -= size
+            if total <= target:
+                break
+
+    def _prefetch_frames(self, image_set_id: str, metadata: dict[str, Any]) -> None:
+        with self._lock:
+            if image_set_id in self._prefetched:
+                self._prefetched.move_to_end(image_set_id)
+                return
+            self._prefetched[image_set_id] = None
+            if len(self._prefetched) > _RECENT_IMAGE_SETS:
+                self._prefetched.popitem(last=False)
+        for entry in iter_instances(metadata):
+            for frame in entry.image_frames:
+                with self._lock:
+                    if self._queued >= MAX_QUEUED:
+                        return
+                    self._queued += 1
+                try:
+                    self._prefetch.submit(self._warm, image_set_id, str(frame["ID"]))
+                except RuntimeError:  # drained
+                    return
+
+    def _warm(self, image_set_id: str, frame_id: str) -> None:
+        try:
+            path = self._path(frame_id)
+            if path is not None and not path.exists():
+                self._fetch(image_set_id, frame_id, path)
+        except Exception as error:  # a prefetch is only a guess; the request will retry
+            log.debug("prefetch of frame %s failed: %s", frame_id, error)
+        finally:
+            with self._lock:
+                self._queued -= 1
+
+
+def _touch(path: Path) -> None:
+    with suppress(OSError):  # evicted meanwhile
+        os.utime(path)

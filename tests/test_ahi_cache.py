@@ -1,0 +1,96 @@
+"""The disk frame cache in front of the AHI store: hits, one fetch per frame, prefetch, bounds."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from dicomweb_proxy.dicom.image_set import iter_instances
+from dicomweb_proxy.stores.ahi import AhiStore, RetryPolicy, create_client
+from dicomweb_proxy.stores.base import StoreUnavailable
+from dicomweb_proxy.stores.cached import CachedStore
+
+from .ahi_fixtures import (  # noqa: F401
+    DATASTORE,
+    REGION,
+    AhiSource,
+    ahi_sample_files_fixture,
+    ahi_source_fixture,
+    ahi_store_fixture,
+    aws_env_fixture,
+)
+
+
+def frames_of(source: AhiSource, image_set_id: str) -> list[str]:
+    metadata = source.store.get_image_set_metadata(image_set_id)
+    return [frame["ID"] for entry in iter_instances(metadata) for frame in entry.image_frames]
+
+
+def largest_image_set(source: AhiSource) -> tuple[str, list[str]]:
+    ids = [summary.image_set_id for summary in source.store.list_image_sets()]
+    image_set_id = max(ids, key=lambda i: len(frames_of(source, i)))
+    return image_set_id, frames_of(source, image_set_id)
+
+
+def cache_files(cache_dir: Path) -> list[Path]:
+    return [p for p in (cache_dir / "frames" / DATASTORE).glob("??/*") if p.is_file()]
+
+
+def test_frames_are_fetched_once_and_shared(ahi_source: AhiSource, ahi_store: AhiStore, tmp_path):
+    cached = CachedStore(ahi_store, tmp_path, max_bytes=1 << 30)
+    image_set_id, frame_ids = largest_image_set(ahi_source)
+    ahi_source.faults(latency={"GetImageFrame": 0.3})
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(lambda _: cached.get_image_frame(image_set_id, frame_ids[0]), range(8))
+        )
+    expected = ahi_source.store.get_image_frame(image_set_id, frame_ids[0])
+    assert answers == [expected] * 8
+    assert ahi_source.calls()["GetImageFrame"] == 1
+    assert cached.get_image_frame(image_set_id, frame_ids[0]) == expected  # from disk
+    assert ahi_source.calls()["GetImageFrame"] == 1
+    assert [p.name for p in cache_files(tmp_path)] == [frame_ids[0]]
+    assert not list((tmp_path / "frames" / DATASTORE / "tmp").iterdir())
+
+
+def test_reading_metadata_prefetches_the_frames(
+    ahi_source: AhiSource, ahi_store: AhiStore, tmp_path
+):
+    cached = CachedStore(ahi_store, tmp_path, max_bytes=1 << 30)
+    image_set_id, frame_ids = largest_image_set(ahi_source)
+    assert len(frame_ids) >= 10
+    cached.get_image_set_metadata(image_set_id)
+    cached.get_image_set_metadata(image_set_id)  # once per image set
+    cached.drain()
+    assert ahi_source.calls()["GetImageFrame"] == len(frame_ids)
+    for frame_id in frame_ids:
+        cached.get_image_frame(image_set_id, frame_id)
+    assert ahi_source.calls()["GetImageFrame"] == len(frame_ids)
+
+
+def test_the_cache_stays_within_its_bound(ahi_source: AhiSource, ahi_store: AhiStore, tmp_path):
+    image_set_id, frame_ids = largest_image_set(ahi_source)
+    size = len(ahi_source.store.get_image_frame(image_set_id, frame_ids[0]))
+    bound = size * 4
+    cached = CachedStore(ahi_store, tmp_path, max_bytes=bound)
+    for frame_id in frame_ids:
+        cached.get_image_frame(image_set_id, frame_id)
+    total = sum(path.stat().st_size for path in cache_files(tmp_path))
+    assert 0 < total <= bound * 1.5  # one sweep per tenth of the bound written
+    assert frame_ids[-1] in {path.name for path in cache_files(tmp_path)}  # newest kept
+
+
+def test_failed_fetches_are_not_cached(ahi_source: AhiSource, tmp_path):
+    store = AhiStore(
+        create_client(REGION, ahi_source.url), DATASTORE, retry=RetryPolicy(attempts=2)
+    )
+    cached = CachedStore(store, tmp_path, max_bytes=1 << 30)
+    image_set_id, frame_ids = largest_image_set(ahi_source)
+    ahi_source.faults(errors=[{"error": "ThrottlingException"}])
+    with pytest.raises(StoreUnavailable):
+        cached.get_image_frame(image_set_id, frame_ids[0])
+    assert cache_files(tmp_path) == []
+    ahi_source.faults()
+    assert cached.get_image_frame(image_set_id, frame_ids[0])

@@ -1,0 +1,115 @@
+"""multipart/related framing, byte ranges and the byte-bounded cache, without a server."""
+
+from __future__ import annotations
+
+import asyncio
+import email.parser
+import email.policy
+
+import pytest
+
+from dicomweb_proxy.cache import SizedLRU
+from dicomweb_proxy.http import multipart
+from dicomweb_proxy.http.byte_ranges import (
+    RangeNotSatisfiable,
+    content_range,
+    requested_range,
+)
+from dicomweb_proxy.http.frame_source import prefetched
+
+PAYLOADS = [b"\r\n--not-the-boundary\r\n", b"", b"\x00\xff" * 1000]
+
+
+def parse(body: bytes, boundary: str) -> list[tuple[str, bytes]]:
+    """Parse with the standard library's MIME parser, independent of ours."""
+    head = f'Content-Type: multipart/related; type="a/b"; boundary="{boundary}"\r\n\r\n'
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head.encode() + body)
+    return [
+        (str(part["Content-Type"]).replace('"', ""), part.get_payload(decode=True))
+        for part in message.iter_parts()
+    ]
+
+
+def test_known_parts_frame_each_payload_unchanged():
+    boundary = multipart.new_boundary()
+    parts = [(f"image/jphc; transfer-syntax=1.{n}", p) for n, p in enumerate(PAYLOADS)]
+    chunks = multipart.known_parts(parts, boundary)
+    assert all(any(chunk is payload for chunk in chunks) for payload in PAYLOADS if payload)
+    assert parse(b"".join(chunks), boundary) == parts
+
+
+def test_streamed_parts_match_known_parts():
+    boundary = multipart.new_boundary()
+
+    async def payload(data: bytes):
+        yield data[:3]
+        yield data[3:]
+
+    async def parts():
+        for number, data in enumerate(PAYLOADS):
+            yield multipart.Part(f"application/dicom; n={number}", payload(data))
+
+    async def collect() -> bytes:
+        return b"".join([chunk async for chunk in multipart.stream_parts(parts(), boundary)])
+
+    streamed = asyncio.run(collect())
+    expected = [(f"application/dicom; n={n}", data) for n, data in enumerate(PAYLOADS)]
+    assert streamed == b"".join(multipart.known_parts(expected, boundary))
+    assert multipart.content_type("image/jphc", boundary).endswith(f"boundary={boundary}")
+    assert multipart.new_boundary() != boundary
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("bytes=0-64000", (0, 999)),
+        ("bytes=0-99", (0, 99)),
+        ("bytes=100-", (100, 999)),
+        ("bytes=-10", (990, 999)),
+        ("bytes=5-3", None),
+        ("bytes=0-1,5-6", None),
+        ("items=0-5", None),
+    ],
+)
+def test_requested_ranges(header, expected):
+    assert requested_range(header, 1000) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5000-6000", "bytes=-0"])
+def test_unsatisfiable_ranges(header):
+    with pytest.raises(RangeNotSatisfiable):
+        requested_range(header, 1000)
+    assert content_range((0, 99), 1000) == "bytes 0-99/1000"
+
+
+def test_sized_lru_evicts_least_recent_and_skips_oversized():
+    cache: SizedLRU[str, bytes] = SizedLRU(10)
+    cache.put("a", b"1234")
+    cache.put("b", b"1234")
+    assert cache.get("a") == b"1234"
+    cache.put("c", b"1234")
+    assert cache.get("b") is None and cache.get("a") and cache.get("c")
+    cache.put("huge", b"x" * 11)
+    assert cache.get("huge") is None and cache.size == 8 and len(cache) == 2
+
+
+def test_prefetched_keeps_order_and_cancels_the_rest():
+    started: list[int] = []
+
+    def job(number: int):
+        async def run() -> int:
+            started.append(number)
+            await asyncio.sleep(0.001 * (5 - number))
+            return number
+
+        return run
+
+    async def take_two() -> list[int]:
+        results = prefetched((job(n) for n in range(5)), window=3)
+        taken = [await anext(results), await anext(results)]
+        await results.aclose()
+        return taken
+
+    assert asyncio.run(take_two()) == [0, 1]
+    assert len(started) <= 4
