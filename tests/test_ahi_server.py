@@ -91,7 +91,9 @@ def test_ahi_failures_become_404_502_and_503(servers: Servers):
     assert answer.status_code == 503
     assert int(answer.headers["Retry-After"]) >= 1
 
-    source.faults(errors=[{"error": "AccessDeniedException", "operations": ["GetImageSetMetadata"]}])
+    source.faults(
+        errors=[{"error": "AccessDeniedException", "operations": ["GetImageSetMetadata"]}]
+    )
     answer = httpx.get(f"{servers.ahi}/studies/{denied[0]}/series/{denied[1]}/metadata")
     assert answer.status_code == 502
     assert "denied access" in answer.text

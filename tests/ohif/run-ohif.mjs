@@ -292,7 +292,7 @@ async function runView(context, variant, view) {
         screenshot,
       });
     }
-    record.thumbnails = await page.$$eval('[data-cy="study-browser-thumbnail"]', (items) =>
+    record.thumbnails = await page.$$eval('[data-cy^="study-browser-thumbnail"]', (items) =>
       items.map((item) => item.innerText.replace(/\s+/g, ' ').trim()),
     );
   } catch (error) {

@@ -188,7 +188,8 @@ _RETURNED: dict[Level, tuple[tuple[str, bool], ...]] = {
         ("StudyTime", True),
         ("AccessionNumber", True),
         ("InstanceAvailability", False),
-        ("ModalitiesInStudy", True),
+        # Returned only when known: OHIF 3.x fails on an empty ModalitiesInStudy.
+        ("ModalitiesInStudy", False),
         ("ReferringPhysicianName", True),
         ("TimezoneOffsetFromUTC", False),
         ("RetrieveURL", False),
