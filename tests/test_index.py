@@ -14,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select
 
+from dicomweb_proxy.dicom.transfer_syntax import HTJ2K_LOSSLESS_RPCL
 from dicomweb_proxy.index import schema
 from dicomweb_proxy.index.database import (
     begin_write,
@@ -25,7 +26,6 @@ from dicomweb_proxy.index.database import (
     upgrade_schema,
 )
 from dicomweb_proxy.index.writer import (
-    HTJ2K_LOSSLESS,
     IndexedImageSet,
     index_image_set,
     remove_image_set,
@@ -245,7 +245,7 @@ def test_index_the_ahi_sample(index_engine, ahi_sample):
     assert (multi.contentdate, multi.contenttime) == (date(2012, 4, 18), time(15, 28, 25))
     assert multi.acquisitiontime is None
     assert multi.photometricinterpretation == "RGB"
-    assert multi.storedtransfersyntaxuid == HTJ2K_LOSSLESS
+    assert multi.storedtransfersyntaxuid == HTJ2K_LOSSLESS_RPCL
     instance_json = orjson.loads(multi.attributes)
     assert instance_json["7FDF1001"] == {"vr": "UN", "InlineBinary": "BwA="}
     assert "7FE00010" not in instance_json
