@@ -60,3 +60,15 @@ def test_unknown_config_file_setting(tmp_path):
     config.write_text("prot = 1\n")
     with pytest.raises(ConfigError, match="unknown setting"):
         load_settings({}, environ={}, config_file=config)
+
+
+def test_local_datastore_id_cannot_leave_the_store_folder():
+    with pytest.raises(ConfigError, match="'datastore_id'"):
+        load_settings({"datastore_id": "../../x"}, environ={})
+
+
+def test_data_dir_must_be_a_folder(tmp_path):
+    file = tmp_path / "file"
+    file.write_text("")
+    with pytest.raises(ConfigError, match=r"'data_dir'.*not a folder"):
+        load_settings({"data_dir": file}, environ={})

@@ -536,3 +536,11 @@ def test_a_new_version_in_another_study_leaves_no_empty_rows(index_engine, new_s
     assert [row.seriesinstanceuid for row in _rows(index_engine, "series")] == [new_series_uid]
     assert [row.patientid for row in _rows(index_engine, "patient")] == ["NEW"]
     assert _rows(index_engine, "study")[0].numberofstudyrelatedinstances == 2
+
+
+def test_an_older_version_never_replaces_a_newer_one(index_engine):
+    _index(index_engine, _document([_ct_series(count=5)]), version=2)
+    before = _dump(index_engine)
+    assert _index(index_engine, _document([_ct_series(count=2)]), version=1) is None
+    assert _dump(index_engine) == before
+    assert len(_rows(index_engine, "instance")) == 5

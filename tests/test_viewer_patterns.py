@@ -61,7 +61,8 @@ def test_ohif_study_list_series_metadata_and_frames(samples_server: str, sources
     ct = next(
         study
         for study in studies
-        if "CT" in study.get("00080061", {}).get("Value", []) and _value(study, "00100020") == "PAT-001"
+        if "CT" in study.get("00080061", {}).get("Value", [])
+        and _value(study, "00100020") == "PAT-001"
     )
     study_uid, patient_id = _value(ct, "0020000D"), _value(ct, "00100020")
     # the Patient Name filter with non-ASCII text, and prior studies by hex-tag key

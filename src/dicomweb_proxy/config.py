@@ -32,6 +32,7 @@ LEGACY_ENV = {
 SUPPORTED_DATABASES = ("sqlite", "postgresql", "mysql", "mariadb")
 STORES = ("local", "ahi")
 _AHI_ID = re.compile(r"[0-9a-f]{32}")
+_LOCAL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class ConfigError(ValueError):
@@ -194,6 +195,8 @@ def _validate(settings: Settings) -> None:
         fail("workers", "must be at least 1")
     if settings.data_dir is None:
         fail("data_dir", "must not be empty")
+    elif settings.data_dir.exists() and not settings.data_dir.is_dir():
+        fail("data_dir", f"{settings.data_dir} exists and is not a folder")
     if settings.database_url:
         try:
             backend = make_url(settings.database_url).get_backend_name()
@@ -218,6 +221,9 @@ def _validate(settings: Settings) -> None:
 def _validate_store(settings: Settings, fail: Callable[[str, str], None]) -> None:
     if settings.store not in STORES:
         fail("store", f"{settings.store!r} is not one of {', '.join(STORES)}")
+    if settings.store == "local" and not _LOCAL_ID.fullmatch(settings.datastore_id):
+        # It names a folder under <data-dir>/store: no separators, no '..'.
+        fail("datastore_id", f"{settings.datastore_id!r} is not 1-64 letters, digits, '-' or '_'")
     if settings.store == "ahi":
         if not _AHI_ID.fullmatch(settings.datastore_id):
             fail(

@@ -88,14 +88,23 @@ def index_image_set(
     image_set_id: str,
     version: int,
     metadata: Mapping[str, Any],
-) -> IndexedImageSet:
+) -> IndexedImageSet | None:
     """Upsert everything one image-set metadata document describes, replacing the instances
     and frames the index held for that image set, and recompute the counts it affects.
-    ValueError if the document names no Study Instance UID."""
+    Returns None, changing nothing, when the index already holds a newer version of the image
+    set (a slower writer must not roll it back). ValueError if the document names no Study
+    Instance UID."""
     document = _Document.parse(metadata)
     # Writers of one study take turns (the row lock lasts until commit), so the counts each
     # recomputes include the rows the others wrote. A new study is locked by its insert.
     _lock(connection, study, study.c.studyinstanceuid == document.study_uid)
+    indexed_version = connection.scalar(
+        select(imageset.c.version).where(
+            imageset.c.imagesetid == image_set_id, imageset.c.datastoreid == datastore_id
+        )
+    )
+    if indexed_version is not None and indexed_version > version:
+        return None
     issuer_pkey = _upsert(connection, issuer, document.issuer_key, {})[0]
     patient_pkey, _, changed = _upsert(
         connection, patient, {**document.patient_key, "issuer_pkey": issuer_pkey}, document.patient

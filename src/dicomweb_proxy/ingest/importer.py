@@ -13,9 +13,11 @@ import multiprocessing
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import islice
 from pathlib import Path
 
 import pydicom
@@ -32,6 +34,8 @@ from .parse import ParsedFile, ParseFailure, parse_file
 BATCH_INSTANCES = 256
 #: Frame bytes held in memory before every pending series is written.
 BATCH_BYTES = 256 * 1024 * 1024
+#: Files each worker may have parsed ahead of the writer.
+IN_FLIGHT_PER_WORKER = 4
 _IGNORED_NAMES = frozenset({"DICOMDIR"})
 
 
@@ -137,13 +141,26 @@ class Importer:
     def _parse_all(
         self, files: list[str], known: frozenset[str]
     ) -> Iterator[ParsedFile | ParseFailure | AlreadyIndexed]:
-        parse = partial(_parse_unless_known, keep_original=self.keep_original, known=known)
         if self.workers == 1 or len(files) < 4:
-            yield from map(parse, files)
+            for path in files:
+                yield _parse_unless_known(path, self.keep_original, known)
             return
+        parse = partial(_parse_unless_known, keep_original=self.keep_original)
         context = multiprocessing.get_context("fork")
-        with context.Pool(self.workers) as pool:
-            yield from pool.imap_unordered(parse, files, chunksize=2)
+        # Workers get the known UIDs once, not with every task; at most IN_FLIGHT_PER_WORKER
+        # files per worker are parsed ahead, so parsed frames never pile up in this process.
+        with context.Pool(self.workers, initializer=_remember_known, initargs=(known,)) as pool:
+            remaining = iter(files)
+            in_flight = deque(
+                pool.apply_async(parse, (path,))
+                for path in islice(remaining, self.workers * IN_FLIGHT_PER_WORKER)
+            )
+            while in_flight:
+                result = in_flight.popleft().get()
+                path = next(remaining, None)
+                if path is not None:
+                    in_flight.append(pool.apply_async(parse, (path,)))
+                yield result
 
     def _flush(self, image_set_id: str, batch: list[ParsedFile], report: ImportReport) -> int:
         """Write *batch* as a new version of its image set; return the frame bytes released."""
@@ -220,10 +237,20 @@ class AlreadyIndexed:
     size: int
 
 
+#: What a worker process was handed by :func:`_remember_known`.
+_known_in_worker: frozenset[str] = frozenset()
+
+
+def _remember_known(known: frozenset[str]) -> None:
+    global _known_in_worker
+    _known_in_worker = known
+
+
 def _parse_unless_known(
-    path: str, *, keep_original: bool, known: frozenset[str]
+    path: str, keep_original: bool, known: frozenset[str] | None = None
 ) -> ParsedFile | ParseFailure | AlreadyIndexed:
     """Parse *path*, but skip encoding frames of an instance the index already holds."""
+    known = _known_in_worker if known is None else known
     if known and _peek_sop_uid(path) in known:
         return AlreadyIndexed(path, os.path.getsize(path))
     return parse_file(path, keep_original=keep_original)
