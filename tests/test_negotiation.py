@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from dicomweb_proxy.dicom import transfer_syntax as ts
@@ -15,6 +16,7 @@ from dicomweb_proxy.http.negotiation import (
     acceptable,
     choose,
     media_type_of,
+    negotiate,
     not_acceptable_message,
     parse_accept,
 )
@@ -171,3 +173,30 @@ def test_accept_query_parameter_overrides_the_header():
     assert acceptable(Request(scope)) == (MediaRange("image/jphc"),)
     scope["query_string"] = b""
     assert acceptable(Request(scope)) == (MediaRange(OCTET_STREAM),)
+
+
+@pytest.mark.parametrize(
+    "accept", [";", " ; ", ";;", ",;,", ";q=0.5", "; image/png", "image", "/", "image/", "a/b/c"]
+)
+def test_empty_and_malformed_elements_are_skipped(accept):
+    """``Accept: ;`` was a 500 on every route (unpacking an empty list)."""
+    assert parse_accept(accept) == (MediaRange("*/*"),)
+    assert parse_accept(f"{accept}, image/png") == (MediaRange("image/png"),)
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [("0.5", 0.5), ("0", 0.0), ("1.000", 1.0), ("0.1234", 0.1234), ("7", 1.0)]
+    # Not decimal numbers: as if no q was given.
+    + [(text, 1.0) for text in ("nan", "inf", "-1", "1e-3", "1_0", "\u0661", "", "x")],
+)
+def test_q_values_are_decimal_numbers(q, expected):
+    assert parse_accept(f"image/png;q={q}") == (MediaRange("image/png", q=expected),)
+
+
+def test_negotiate_is_406_listing_the_offers():
+    offers = frame_offers(record(), single=True)
+    assert negotiate(parse_accept("image/jp2"), offers).transfer_syntax == ts.JPEG_2000_LOSSLESS
+    with pytest.raises(HTTPException) as raised:
+        negotiate(parse_accept("image/png"), offers)
+    assert raised.value.status_code == 406 and "image/jphc" in raised.value.detail

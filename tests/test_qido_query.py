@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dicomweb_proxy.dicom.query import (
+    MAX_VALUES,
     AnyOf,
     DateTimeRange,
     Level,
@@ -152,6 +153,37 @@ def test_repeated_options_are_errors_but_repeated_keys_are_lists():
         parse_search(Level.STUDY, [("limit", "1"), ("limit", "2")])
     query = parse_search(Level.STUDY, [("Modality", "CT"), ("Modality", "MR")])
     assert query.conditions[0].matcher == AnyOf((SingleValue("CT"), SingleValue("MR")))
+
+
+def _uids(n: int) -> str:
+    return ",".join(f"1.2.{i}" for i in range(n))
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        lambda n: [("PatientName", "\\".join(["x"] * n))],
+        lambda n: [("ModalitiesInStudy", ",".join(["CT"] * n))],
+        lambda n: [("AccessionNumber", f"a{i}") for i in range(n)],
+        lambda n: [("StudyInstanceUID", _uids(n))],
+        lambda n: [("StudyDate", "\\".join(["-20200101"] * n))],
+        lambda n: [
+            ("PatientName", "\\".join(["x"] * 60)),
+            ("00080050", "\\".join(["a"] * (n - 60))),
+        ],
+        lambda n: (
+            [("StudyDate", "-20200101"), ("StudyTime", "10-")] + [("Modality", "CT")] * (n - 2)
+        ),
+    ],
+)
+def test_at_most_max_values_values_in_all_keys_together(parameters):
+    options = [("limit", "1"), ("includefield", "all"), ("fuzzymatching", "true")]
+    parse_search(Level.STUDY, parameters(MAX_VALUES) + options)  # options are not values
+    too_many = parameters(MAX_VALUES + 1)
+    with pytest.raises(QueryError) as error:
+        parse_search(Level.STUDY, too_many)
+    assert error.value.parameter == too_many[-1][0]  # the key that went over the limit
+    assert str(error.value) == f"{too_many[-1][0]}: more than {MAX_VALUES} values"
 
 
 def test_bad_path_uid():

@@ -426,3 +426,105 @@ def test_htj2k_levels_of_something_else_is_zero():
 )
 def test_frame_duration(attributes, expected):
     assert render.frame_duration_ms(attributes) == expected
+
+
+# --- bounds and decode failures -----------------------------------------------------------------
+
+
+def test_output_is_bounded_before_anything_is_decoded():
+    """6 frames at viewport 8192,8192 took 18.8 s and 2 GB; every frame of a long cine as GIF
+    was unbounded too."""
+    side = 8192
+    biggest = RenderRequest(render.JPEG, viewport=Viewport(side, side))
+    render.check_output(1, 512, 512, biggest)  # one frame at the largest viewport is fine
+    render.check_output(1, 512, 512, RenderRequest(render.GIF, viewport=Viewport(side, side)))
+    with pytest.raises(RenderError, match=r"^frames: 6 frames of 8192x8192"):
+        render.check_output(6, 512, 512, RenderRequest(render.GIF, viewport=Viewport(side, side)))
+    with pytest.raises(RenderError, match=r"^viewport: .* 9000x9000"):
+        render.check_output(1, 9000, 9000, RenderRequest(render.PNG))  # no viewport: full size
+    render.check_output(256, 64, 64, RenderRequest(render.GIF))
+    with pytest.raises(RenderError, match=r"^frames: 257 frames .* 256"):
+        render.check_output(257, 64, 64, RenderRequest(render.GIF))
+    # Checked before decoding: undecodable frames are not even looked at.
+    attributes = {"Columns": 64, "Rows": 64, "PhotometricInterpretation": "MONOCHROME2"}
+    with pytest.raises(RenderError, match=r"^frames:"):
+        render.render(
+            [(i, b"junk") for i in range(300)],
+            "1.2.840.10008.1.2.4.202",
+            attributes,
+            {},
+            RenderRequest(render.GIF),
+        )
+
+
+def test_gif_frames_are_kept_as_one_byte_pictures_and_encode_as_before():
+    ds = bundled("examples_ybr_color.dcm")
+    stored = Stored(ds)
+    request = RenderRequest(render.GIF)
+    pictures = [
+        render.render_picture(
+            i, stored.blobs[i], stored.transfer_syntax_uid, stored.attributes, stored.vrs, request
+        )
+        for i in range(3)
+    ]
+    assert {picture.mode for picture in pictures} == {"P"}
+    # What holding every RGB picture and letting Pillow convert them gave: the same bytes.
+    rgb = [
+        render.render_picture(
+            i,
+            stored.blobs[i],
+            stored.transfer_syntax_uid,
+            stored.attributes,
+            stored.vrs,
+            RenderRequest(render.PNG),
+        )
+        for i in range(3)
+    ]
+    assert {picture.mode for picture in rgb} == {"RGB"}
+    frame_ms = render.frame_duration_ms(stored.attributes)
+    assert stored.render(render.GIF, frames=range(3)) == render.encode(
+        rgb, render.GIF, frame_ms=frame_ms
+    )
+    grey = Stored(bundled("MR_small.dcm"))
+    picture = render.render_picture(
+        0, grey.blobs[0], grey.transfer_syntax_uid, grey.attributes, grey.vrs, request
+    )
+    assert picture.mode == "L"
+
+
+def test_large_gif_frames_take_their_palette_from_a_reduced_copy():
+    y, x = np.mgrid[0:1536, 0:2048]
+    rgb = np.stack([x % 256, y % 256, (x + y) % 256], axis=-1).astype(np.uint8)
+    picture = Image.fromarray(rgb)
+    assert picture.width * picture.height > render.PALETTE_SAMPLE_PIXELS
+    paletted = render.gif_picture(picture)
+    assert paletted.mode == "P" and paletted.size == picture.size
+    back = np.asarray(paletted.convert("RGB")).astype(float)
+    assert np.abs(back - rgb).mean() < 12  # 256 colours for a 3-D gradient
+    small = picture.resize((512, 384))
+    assert (
+        render.gif_picture(small).tobytes()
+        == small.convert("P", palette=Image.Palette.ADAPTIVE).tobytes()
+    )
+    grey = Image.fromarray(rgb[..., 0])
+    assert render.gif_picture(grey) is grey
+
+
+def test_undecodable_frames_raise_decode_error_naming_the_syntax(ct_512):
+    stored = Stored(ct_512)
+    # Not a codestream; the main header of one cut short.
+    for blob in (b"\x00" * 64, stored.blobs[0][:40]):
+        with pytest.raises(render.DecodeError, match=r"High-Throughput JPEG 2000.*4\.202"):
+            stored.blobs = [blob]
+            stored.render()
+    # pydicom's 12-bit JPEG Extended file: no installed plugin decodes it (unless GDCM is).
+    ds = bundled("JPEG-lossy.dcm")
+    extended = Stored(ds, keep_original=True)
+    assert extended.transfer_syntax_uid == pydicom.uid.JPEGExtended12Bit
+    try:
+        source_pixels(ds)
+    except Exception:
+        with pytest.raises(render.DecodeError, match=r"^cannot decode .*JPEG Extended"):
+            extended.render()
+    else:
+        extended.render()

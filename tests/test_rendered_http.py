@@ -175,12 +175,53 @@ def test_series_and_study_render_the_middle_image(server):
         ({"viewport": "10,10,-1,0,10,10"}, "viewport"),
         ({"viewport": "10,10,9999,0,,"}, "viewport"),
         ({"viewport": "99999,10"}, "viewport"),
+        # Unicode digits, "_" and signs pass isdigit() or int() but are not numbers here.
+        ({"quality": "\u00b2"}, "quality"),
+        ({"quality": "\u0665\u0660"}, "quality"),
+        ({"quality": "5_0"}, "quality"),
+        ({"quality": "+50"}, "quality"),
+        ({"quality": "9" * 5000}, "quality"),
+        ({"viewport": "1_0,10"}, "viewport"),
+        ({"viewport": "+10,10"}, "viewport"),
+        ({"viewport": "\u0661\u0660,10"}, "viewport"),
+        ({"viewport": "9" * 5000 + ",10"}, "viewport"),
+        ({"window": "nan,400"}, "window"),
+        ({"window": "40,inf"}, "window"),
+        ({"window": "4_0,400"}, "window"),
+        ({"window": "\u0664\u0660,400"}, "window"),
     ],
 )
 def test_bad_parameters_are_400_naming_the_parameter(server, params, named):
     response = server.get(f"{url(server.find('CT', Rows=256))}/rendered", params=params)
     assert response.status_code == 400
     assert response.text.startswith(f"{named}:")
+
+
+def test_decimal_parameters_still_accepted(server):
+    ct = server.find("CT", Rows=256)
+    params = {"quality": " 50", "window": "-6e2,1500.5", "viewport": "64,64,,,-128,"}
+    image(server.get(f"{url(ct)}/rendered", params=params))
+
+
+def test_rendering_is_bounded_before_any_frame_is_fetched(server):
+    """6 frames at 8192x8192 were a 15 MB GIF after 18.8 s and 2 GB of memory."""
+    cine = server.find("US", PhotometricInterpretation="RGB")
+    response = server.get(
+        f"{url(cine)}/frames/1,1,1,1,1,1/rendered", params={"viewport": "8192,8192"}
+    )
+    assert response.status_code == 400
+    assert response.text.startswith("frames: 6 frames of 8192x")
+    assert "pixels" in response.text and "smaller viewport" in response.text
+    assert response.elapsed.total_seconds() < 2
+    # One frame at the largest viewport is within the bound.
+    big = server.get(f"{url(cine)}/frames/1/rendered", params={"viewport": "8192,8192"})
+    assert max(image(big).shape[:2]) == 8192
+    # Every frame as GIF, fitted into a viewport, still works.
+    gif = server.get(
+        f"{url(cine)}/rendered", headers={"Accept": "image/gif"}, params={"viewport": "64,64"}
+    )
+    with Image.open(io.BytesIO(gif.content)) as animation:
+        assert animation.n_frames == cine.NumberOfFrames and max(animation.size) == 64
 
 
 def test_annotation_is_ignored_with_a_warning(server):

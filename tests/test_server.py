@@ -1,4 +1,4 @@
-"""The real server process: start-up, health, configuration errors, CORS."""
+"""The real server process: start-up, health, configuration errors, CORS, proxy headers."""
 
 from __future__ import annotations
 
@@ -57,3 +57,32 @@ def test_bad_configuration_stops_with_one_clear_message(tmp_path):
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+#: What a proxy in front sends: X-Forwarded-For too, which must not hide that the proxy (a trusted
+#: peer) sent the others (uvicorn's own proxy handling would put 198.51.100.7 in its place).
+PROXY_HEADERS = {
+    "Accept": "application/json",
+    "X-Forwarded-For": "198.51.100.7",
+    "X-Forwarded-Host": "pacs.example.org",
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Prefix": "/imaging",
+}
+
+
+def test_forwarded_headers_from_a_trusted_proxy(tmp_path):
+    with live_server(tmp_path) as base:  # forwarded_allow_ips: 127.0.0.1 by default
+        response = httpx.get(f"{base}/capabilities", headers=PROXY_HEADERS)
+        assert response.json()["base"] == "https://pacs.example.org/imaging/aetitle"
+        assert "X-Forwarded-Host" in response.headers["vary"]
+        origin = base.removesuffix("/aetitle")
+        redirect = httpx.get(f"{origin}/viewer", headers={"X-Forwarded-Prefix": "//evil.example"})
+        assert redirect.headers["location"] == "/viewer/"
+
+
+def test_forwarded_headers_from_anyone_else_are_ignored(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('forwarded_allow_ips = ["192.0.2.1"]\n')
+    with live_server(tmp_path, "--config", str(config)) as base:
+        response = httpx.get(f"{base}/capabilities", headers=PROXY_HEADERS)
+        assert response.json()["base"] == base

@@ -140,6 +140,24 @@ def test_gzip_etag_and_not_modified(dist: Path) -> None:
     assert changed.status_code == 200
 
 
+def test_accept_encoding_and_if_none_match_like_the_dicomweb_routes(dist: Path) -> None:
+    """The viewer had its own copies: substring If-None-Match, and ``*`` before an explicit
+    ``gzip;q=0`` meant gzip."""
+    client = _client(dist)
+    url = "/viewer/app.bundle.0f6159c501addfe9.js"
+    for header in ("*, gzip;q=0", "GZIP;Q=0", "identity"):
+        response = client.get(url, headers={"Accept-Encoding": header})
+        assert "content-encoding" not in response.headers, header
+    assert client.get(url, headers={"Accept-Encoding": "x-gzip"}).headers["content-encoding"]
+    etag = client.get(url, headers={"Accept-Encoding": "identity"}).headers["etag"]
+    for header in (f'"other", W/{etag}', "*", f"{etag},"):
+        again = client.get(url, headers={"If-None-Match": header, "Accept-Encoding": "identity"})
+        assert again.status_code == 304, header
+    for header in (etag[:-2] + '"', f"x{etag}", etag.strip('"')):
+        again = client.get(url, headers={"If-None-Match": header, "Accept-Encoding": "identity"})
+        assert again.status_code == 200, header
+
+
 def test_without_viewer_files(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(viewer, "find_viewer_dir", lambda settings: None)

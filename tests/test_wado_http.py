@@ -386,6 +386,145 @@ def test_unknown_uids_malformed_lists_and_missing_frames(server):
     assert server.get(f"{url(ct)}/bulk/00091001").status_code == 404
 
 
+# --- hostile and malformed input: a 4xx naming the problem, never a 500 --------------------------
+
+
+@pytest.mark.parametrize("how", ["header", "query"])
+def test_empty_accept_elements_on_every_route(server, how):
+    """``Accept: ;`` was a 500 everywhere (an empty element unpacked)."""
+    ct = server.find("CT", Rows=256)
+    paths = [
+        "/studies",
+        f"{url(ct, 'series')}/metadata",
+        f"{url(ct)}/rendered",
+        "/capabilities",
+        f"{url(ct)}/frames/1",
+    ]
+    for accept in (";", ";, ;;", ";, image/png"):
+        for path in paths:
+            if how == "header":
+                response = server.get(path, headers={"Accept": accept})
+            else:
+                response = server.get(path, params={"accept": accept})
+            if "image/png" in accept and not path.endswith("/rendered"):
+                assert response.status_code in (200, 406), (accept, path)
+            else:
+                assert response.status_code == 200, (accept, path, response.text)
+
+
+@pytest.mark.parametrize(
+    ("frames", "named"),
+    [
+        ("1_0", "'1_0'"),
+        ("+1", "'+1'"),
+        ("%201", "' 1'"),
+        ("%D9%A1", "'\u0661'"),  # ARABIC-INDIC DIGIT ONE: int() reads it
+        ("1,,2", "''"),
+        ("0", "'0'"),
+        ("1,x", "'x'"),
+        ("9" * 5000, "'99999999999999999999...'"),
+    ],
+)
+def test_frame_list_items_must_be_decimal_numbers(server, frames, named):
+    ct = server.find("CT", Rows=256)
+    for suffix in ("", "/rendered"):
+        response = server.get(f"{url(ct)}/frames/{frames}{suffix}")
+        assert response.status_code == 400, (frames, suffix)
+        assert response.text.startswith(f"frames: {named} is not a frame number"), response.text
+
+
+def test_frame_lists_are_no_longer_than_the_instance(server):
+    """A 40 KB list of 1,1,1... returned 2.6 GB."""
+    cine = server.find("US", PhotometricInterpretation="RGB")
+    count = int(cine.NumberOfFrames)
+    repeated = ",".join(["1"] * (count + 1))
+    for suffix in ("", "/rendered"):
+        response = server.get(f"{url(cine)}/frames/{repeated}{suffix}")
+        assert response.status_code == 400
+        assert f"more than the {count} of instance" in response.text
+    huge = server.get(f"{url(cine)}/frames/{','.join(['1'] * 20_000)}", headers={"Accept": OCTET})
+    assert huge.status_code in (400, 414) and len(huge.content) < 1000
+    everything = ",".join(["1"] * count)  # as many as the instance has: allowed
+    response = server.get(f"{url(cine)}/frames/{everything}", headers={"Accept": OHIF_QUOTED})
+    assert len(_parts(response)) == count
+
+
+def test_byte_range_positions_of_any_length(server):
+    """``bytes=<5000 digits>-`` was a 500 (int() refuses more than 4300 digits)."""
+    ct = server.find("CT", Rows=256)
+    stored = server.stored_frame(ct, 1)
+    path, accept = f"{url(ct)}/frames/1", {"accept": "image/jhc"}
+    digits = "9" * 5000
+    past = server.get(path, params=accept, headers={"Range": f"bytes={digits}-"})
+    assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{len(stored)}"
+    whole = server.get(path, params=accept, headers={"Range": f"bytes=0-{digits}"})
+    assert whole.status_code == 206 and whole.content == stored
+    for malformed in ("bytes=1_0-", "bytes=\u0661-".encode(), "bytes=x-"):
+        response = server.get(path, params=accept, headers={"Range": malformed})
+        assert response.status_code == 200 and response.content == stored, malformed
+
+
+def test_multi_frame_pixel_bulk_data_as_single_part_octet_stream(server):
+    """PS3.18 allows single-part application/octet-stream for bulk data: it was a 406."""
+    cine = server.find("US", PhotometricInterpretation="RGB")
+    path = f"{url(cine)}/bulk/7FE00010"
+    single = server.get(path, headers={"Accept": OCTET})
+    assert single.status_code == 200, single.text
+    assert single.headers["content-type"] == f"{OCTET}; transfer-syntax={ts.EXPLICIT_VR_LE}"
+    expected = source_frames(cine)
+    assert len(single.content) == sum(frame.nbytes for frame in expected)
+    assert int(single.headers["content-length"]) == len(single.content)
+    assert single.content == b"".join(
+        frame.astype(frame.dtype.newbyteorder("<")).tobytes() for frame in expected
+    )
+    parts = _parts(server.get(path, headers={"Accept": f'multipart/related; type="{OCTET}"'}))
+    assert b"".join(payload for _, payload in parts) == single.content
+    default = server.get(path)  # */*: multipart, as before
+    assert default.headers["content-type"].startswith("multipart/related")
+    again = server.get(path, headers={"Accept": OCTET, "If-None-Match": single.headers["etag"]})
+    assert again.status_code == 304
+    # Several frames on the frames route stay multipart.
+    assert server.get(f"{url(cine)}/frames/1,2", headers={"Accept": OCTET}).status_code == 406
+
+
+def _jpeg_extended(imported_samples: ImportedSamples) -> Dataset:
+    """pydicom's 12-bit JPEG Extended file, stored as it is (lossy)."""
+    for path in imported_samples.files:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path)
+        if ds.file_meta.get("TransferSyntaxUID") == ts.JPEG_EXTENDED:
+            return ds
+    raise LookupError("JPEG Extended sample")
+
+
+def test_frames_no_codec_decodes_are_406_not_500(server, imported_samples):
+    ds = _jpeg_extended(imported_samples)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds.pixel_array  # noqa: B018
+    except Exception:
+        pass
+    else:
+        pytest.skip("an installed plugin decodes 12-bit JPEG Extended")
+    stored = server.get(f"{url(ds)}/frames/1", params={"accept": "image/jpeg"})
+    assert stored.status_code == 200  # the stored bytes need no decoding
+    assert stored.headers["content-type"] == f"image/jpeg; transfer-syntax={ts.JPEG_EXTENDED}"
+    for path, accept in [
+        (f"{url(ds)}/frames/1", OCTET),
+        (f"{url(ds)}/frames/1", OHIF_QUOTED.replace('"*"', ts.EXPLICIT_VR_LE)),
+        (url(ds), "*/*"),  # Part 10 in Explicit VR LE: answered before the stream starts
+        (f"{url(ds)}/bulk/7FE00010", OCTET),
+        (f"{url(ds)}/rendered", "*/*"),
+        (f"{url(ds)}/thumbnail", "*/*"),
+    ]:
+        response = server.get(path, headers={"Accept": accept})
+        assert response.status_code == 406, (path, response.status_code)
+        assert "cannot decode the stored frame (JPEG Extended" in response.text, path
+        assert ts.JPEG_EXTENDED in response.text and "transfer-syntax=*" in response.text
+
+
 def _parts(response: httpx.Response) -> list[tuple[str, bytes]]:
     """(Content-Type, payload) of each part of a multipart/related response."""
     assert response.status_code == 200, response.text

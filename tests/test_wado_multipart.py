@@ -7,15 +7,18 @@ import email.parser
 import email.policy
 
 import pytest
+from starlette.exceptions import HTTPException
 
 from dicomweb_proxy.cache import SizedLRU
+from dicomweb_proxy.dicom import transfer_syntax as ts
 from dicomweb_proxy.http import multipart
 from dicomweb_proxy.http.byte_ranges import (
     RangeNotSatisfiable,
     content_range,
     requested_range,
 )
-from dicomweb_proxy.http.frame_source import prefetched
+from dicomweb_proxy.http.frame_source import FrameSource, Retrieval, prefetched
+from dicomweb_proxy.index.lookup import InstanceRecord
 
 PAYLOADS = [b"\r\n--not-the-boundary\r\n", b"", b"\x00\xff" * 1000]
 
@@ -70,13 +73,25 @@ def test_streamed_parts_match_known_parts():
         ("bytes=5-3", None),
         ("bytes=0-1,5-6", None),
         ("items=0-5", None),
+        ("Bytes=0-99", (0, 99)),
+        # Positions longer than int() reads (4300 digits) or than any payload: no 500.
+        ("bytes=0-" + "9" * 5000, (0, 999)),
+        ("bytes=-" + "9" * 5000, (0, 999)),
+        ("bytes=" + "0" * 5000 + "5-9", (5, 9)),
+        # Malformed: ignored (the whole payload), as RFC 9110 says.
+        ("bytes=\u0661-", None),
+        ("bytes=1_0-", None),
+        ("bytes=+1-", None),
+        ("bytes=" + "9" * 5000 + "-1", None),
     ],
 )
 def test_requested_ranges(header, expected):
     assert requested_range(header, 1000) == expected
 
 
-@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5000-6000", "bytes=-0"])
+@pytest.mark.parametrize(
+    "header", ["bytes=1000-", "bytes=5000-6000", "bytes=-0", "bytes=" + "9" * 5000 + "-"]
+)
 def test_unsatisfiable_ranges(header):
     with pytest.raises(RangeNotSatisfiable):
         requested_range(header, 1000)
@@ -113,3 +128,31 @@ def test_prefetched_keeps_order_and_cancels_the_rest():
 
     assert asyncio.run(take_two()) == [0, 1]
     assert len(started) <= 4
+
+
+def test_a_stored_frame_no_codec_decodes_is_406_for_a_transcode(caplog):
+    """A damaged (or unsupported) stored frame was a logged 500 when asked decoded."""
+    attributes = {"Rows": 4, "Columns": 4, "BitsAllocated": 8, "SamplesPerPixel": 1}
+    attributes |= {"PixelData": None, "PhotometricInterpretation": "MONOCHROME2"}
+    record = InstanceRecord("0" * 32, "1", "2", "3", attributes, {}, ts.HTJ2K_LOSSLESS_RPCL, ("f",))
+
+    class Store:
+        datastore_id = "local"
+
+        def get_image_frame(self, image_set_id: str, frame_id: str) -> bytes:
+            return b"\x00" * 16  # not an HTJ2K codestream
+
+    retrieval = Retrieval(None, FrameSource(Store(), workers=1), None)  # type: ignore[arg-type]
+    for target in (ts.EXPLICIT_VR_LE, ts.JPEG_2000_LOSSLESS):
+        with pytest.raises(HTTPException) as raised:
+            asyncio.run(retrieval.frame(record, 1, target))
+        assert raised.value.status_code == 406
+        assert raised.value.detail.startswith("frame 1 of instance 3: cannot decode the stored")
+        assert "High-Throughput JPEG 2000" in raised.value.detail
+        assert "transfer-syntax=*" in raised.value.detail
+    assert [r.levelname for r in caplog.records if r.name == "dicomweb_proxy.http"] == [
+        "WARNING",
+        "WARNING",
+    ]
+    # The stored bytes need no codec.
+    assert asyncio.run(retrieval.frame(record, 1, ts.HTJ2K_LOSSLESS_RPCL)) == b"\x00" * 16

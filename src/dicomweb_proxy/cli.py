@@ -204,8 +204,10 @@ def _run_server(settings: Settings) -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
-        proxy_headers=True,
-        forwarded_allow_ips="*",
+        # Forwarded / X-Forwarded-* are believed only from forwarded_allow_ips peers, and read by
+        # the app (http/urls.py). uvicorn's own proxy handling would replace the peer's address by
+        # the X-Forwarded-For one first, and the app could no longer tell who sent the headers.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
     return 0

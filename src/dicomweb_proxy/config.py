@@ -9,6 +9,7 @@ Each setting has one ``DICOMWEB_PROXY_<NAME>`` variable; ``PORT``, ``CACHE_ROOT`
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -52,6 +53,8 @@ class Settings:
     keep_original: bool = False
     cors_origins: tuple[str, ...] = ()
     public_base_url: str = ""
+    #: Peers (IP addresses, networks, or "*") whose Forwarded / X-Forwarded-* headers are believed.
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
     log_level: str = "info"
     #: Most results one QIDO-RS response holds; larger answers are paged (with a Warning).
     max_page_size: int = 1000
@@ -214,6 +217,12 @@ def _validate(settings: Settings) -> None:
         ("http://", "https://")
     ):
         fail("public_base_url", "must start with http:// or https://")
+    for item in settings.forwarded_allow_ips:
+        try:
+            if item != "*":
+                ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            fail("forwarded_allow_ips", f"{item!r} is not an IP address, a network or '*'")
     if settings.viewer_dir is not None and not (settings.viewer_dir / "index.html").is_file():
         fail("viewer_dir", f"{settings.viewer_dir} holds no index.html (an @ohif/app dist/ folder)")
 

@@ -19,6 +19,9 @@ from pydicom.datadict import get_entry, keyword_dict
 from .levels import LEVEL_OF_KEYWORD
 
 MAX_VALUE_LENGTH = 1024
+#: Values of all matching keys together (a list counts each of its values): each becomes one or
+#: more SQL clauses, and databases limit how large a WHERE clause may grow.
+MAX_VALUES = 100
 MAX_INCLUDEFIELDS = 200
 MAX_INTEGER = 2**31 - 1
 RESERVED = frozenset({"includefield", "fuzzymatching", "limit", "offset", "orderby"})
@@ -274,12 +277,16 @@ def parse_search(
     values: dict[Attribute, list[str]] = {}
     keys: dict[Attribute, str] = {}
     options: dict[str, list[str]] = {name: [] for name in RESERVED}
+    counted = 0
     for key, value in parameters:
         _check_value(key, value)
         if key in RESERVED:
             options[key].append(value)
             continue
         attribute = _parameter_attribute(key)
+        counted += len(_split(attribute.vr, value))
+        if counted > MAX_VALUES:
+            raise QueryError(key, f"more than {MAX_VALUES} values")
         values.setdefault(attribute, []).append(value)
         keys.setdefault(attribute, key)
 

@@ -4,14 +4,21 @@ The pipeline of PS3.4 N.2 as small functions on numpy arrays: Modality LUT, VOI 
 MONOCHROME1 inversion, palette and YBR to RGB; pydicom's LUT helpers do the table look-ups. Then
 the viewport (crop, flip, scale keeping the aspect ratio) and the rendered media types. HTJ2K
 frames are decoded only at the resolution level the viewport needs. No HTTP here: a request this
-image cannot satisfy raises :class:`RenderError`.
+image cannot satisfy raises :class:`RenderError`, a stored frame no installed codec can decode
+:class:`DecodeError`.
+
+Work is bounded before anything is decoded (:func:`check_output`): at most
+:data:`MAX_RENDERED_PIXELS` output pixels over all frames of a response and at most
+:data:`MAX_ANIMATION_FRAMES` frames in an animated GIF. Frames are rendered one at a time
+(:func:`render_picture`); a GIF keeps each as a 1-byte-per-pixel palette or grey picture, never
+the decoded arrays of every frame.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +27,7 @@ import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, convert_color_space
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from . import transfer_syntax as ts
 from .ahi_json import attributes_to_dataset
@@ -35,6 +42,13 @@ DEFAULT_QUALITY = 90
 #: GIF frame duration when the instance gives no Frame Time or Cine Rate.
 DEFAULT_FRAME_MS = 100
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+#: Most output pixels one rendered response may hold over all its frames: one frame at the
+#: largest viewport (8192 x 8192, 64 Mi pixels). About 200 MB of RGB while one frame is resized.
+MAX_RENDERED_PIXELS = 8192 * 8192
+#: Most frames an animated GIF may hold.
+MAX_ANIMATION_FRAMES = 256
+#: Larger GIF frames take their palette from a reduced copy (see gif_picture).
+PALETTE_SAMPLE_PIXELS = 1024 * 1024
 
 #: Attributes the pipeline reads; anything else in an instance is never converted.
 _PIPELINE_KEYWORDS = (
@@ -70,6 +84,22 @@ class RenderError(ValueError):
     def __init__(self, parameter: str, message: str) -> None:
         super().__init__(f"{parameter}: {message}")
         self.parameter = parameter
+
+
+class DecodeError(Exception):
+    """A stored frame that no installed codec can decode: a transfer syntax or variant the
+    codecs lack (pydicom's 12-bit JPEG Extended without GDCM) or damaged data."""
+
+    def __init__(self, transfer_syntax_uid: str, reason: BaseException | str) -> None:
+        name = UID(transfer_syntax_uid).name if transfer_syntax_uid else "unknown"
+        text = " ".join(str(reason).split())  # one line: codecs give several
+        detail = (text if len(text) <= 300 else text[:300] + "...") or type(reason).__name__
+        super().__init__(
+            f"cannot decode the stored frame ({name}, {transfer_syntax_uid}): {detail}"
+        )
+        self.transfer_syntax_uid = transfer_syntax_uid
+        self.syntax_name = name
+        self.reason = str(reason)
 
 
 @dataclass(frozen=True)
@@ -264,16 +294,22 @@ def reduction_for(viewport: Viewport | None, columns: int, rows: int) -> int:
 def decode_reduced(
     data: bytes, transfer_syntax_uid: str, attributes: dict[str, Any], reduction: int = 1
 ) -> np.ndarray:
-    """Decode a frame at 1/*reduction* of its size, or larger (up to full size).
+    """Decode a frame at 1/*reduction* of its size, or larger (up to full size); DecodeError
+    when it cannot be decoded.
 
     HTJ2K codestreams hold every resolution level: decoding a lower one skips most of the work
     (a 512x512 CT slice decodes in about a tenth of the time at 128x128). Other syntaxes decode
     in full (factor 1).
     """
-    if transfer_syntax_uid in ts.HTJ2K_FAMILY and reduction > 1:
-        skip = min(int(math.log2(reduction)), htj2k_levels(data))
-        return imagecodecs.htj2k_decode(data, skipres=skip, planar=False)
-    return decode_frame(data, transfer_syntax_uid, attributes)
+    try:
+        if transfer_syntax_uid in ts.HTJ2K_FAMILY and reduction > 1:
+            skip = min(int(math.log2(reduction)), htj2k_levels(data))
+            return imagecodecs.htj2k_decode(data, skipres=skip, planar=False)
+        return decode_frame(data, transfer_syntax_uid, attributes)
+    except MemoryError:
+        raise
+    except Exception as error:  # codecs raise RuntimeError, ValueError, their own errors...
+        raise DecodeError(transfer_syntax_uid, error) from error
 
 
 def htj2k_levels(codestream: bytes) -> int:
@@ -349,8 +385,74 @@ def frame_duration_ms(attributes: Mapping[str, Any]) -> int:
     return DEFAULT_FRAME_MS
 
 
+def output_size(columns: int, rows: int, viewport: Viewport | None) -> tuple[int, int]:
+    """(width, height) of each rendered frame of a columns x rows image."""
+    return viewport.output_size(columns, rows) if viewport else (columns, rows)
+
+
+def check_output(count: int, columns: int, rows: int, request: RenderRequest) -> None:
+    """Refuse, before anything is fetched or decoded, a response of *count* frames of a
+    columns x rows image that would exceed the bounds: RenderError naming the parameter."""
+    if request.media_type == GIF and count > MAX_ANIMATION_FRAMES:
+        raise RenderError(
+            "frames",
+            f"{count} frames are more than the {MAX_ANIMATION_FRAMES} an animated GIF may hold;"
+            " ask for fewer with .../frames/{list}/rendered",
+        )
+    width, height = output_size(columns, rows, request.viewport)
+    total = count * width * height
+    if total <= MAX_RENDERED_PIXELS:
+        return
+    limit = f"{MAX_RENDERED_PIXELS / 2**20:g} Mi pixels ({MAX_RENDERED_PIXELS:,})"
+    if count == 1:
+        raise RenderError(
+            "viewport",
+            f"a rendered image of {width}x{height} is more than the {limit} one may hold;"
+            " ask for a smaller viewport",
+        )
+    raise RenderError(
+        "frames",
+        f"{count} frames of {width}x{height} are {total:,} pixels, more than the {limit} a"
+        " rendered response may hold; ask for fewer frames or a smaller viewport",
+    )
+
+
+def render_picture(
+    index: int,
+    blob: bytes,
+    transfer_syntax_uid: str,
+    attributes: dict[str, Any],
+    vrs: Mapping[str, str] | None,
+    request: RenderRequest,
+) -> Image.Image:
+    """Frame *index* (0-based), given as its stored bytes, rendered and fitted to the viewport.
+    For a GIF it comes already in the mode GIF keeps (a palette for colour, grey otherwise),
+    one byte a pixel. CPU-bound: run it off the event loop."""
+    columns, rows = int(attributes["Columns"]), int(attributes["Rows"])
+    reduction = reduction_for(request.viewport, columns, rows)
+    array = decode_reduced(blob, transfer_syntax_uid, attributes, reduction)
+    image = render_frame(array, pipeline_dataset(attributes, vrs, index), request.window)
+    picture = fit_viewport(image, request.viewport, (columns, rows))
+    return gif_picture(picture) if request.media_type == GIF else picture
+
+
+def gif_picture(picture: Image.Image) -> Image.Image:
+    """A rendered picture in the mode a GIF keeps, one byte a pixel: grey stays grey; colour
+    gets an adaptive palette, what Pillow's GIF writer would do (its ``_normalize_mode``). On
+    pictures above PALETTE_SAMPLE_PIXELS the palette comes from a box-reduced copy: median cut
+    on the whole picture costs about 8 bytes a pixel (400 MB at 8192 x 6144) and seconds."""
+    if picture.mode != "RGB":
+        return picture if picture.mode == "L" else picture.convert("L")
+    pixels = picture.width * picture.height
+    if pixels <= PALETTE_SAMPLE_PIXELS:
+        return picture.convert("P", palette=Image.Palette.ADAPTIVE)
+    factor = math.ceil(math.sqrt(pixels / PALETTE_SAMPLE_PIXELS))
+    palette = picture.reduce(factor).convert("P", palette=Image.Palette.ADAPTIVE)
+    return picture.quantize(palette=palette, dither=Image.Dither.NONE)
+
+
 def render(
-    frames: Sequence[tuple[int, bytes]],
+    frames: Iterable[tuple[int, bytes]],
     transfer_syntax_uid: str,
     attributes: dict[str, Any],
     vrs: Mapping[str, str] | None,
@@ -358,13 +460,19 @@ def render(
 ) -> bytes:
     """Render frames of one instance, given as (0-based frame index, stored bytes), and encode
     them as the request asks. CPU-bound: run it off the event loop."""
-    columns, rows = int(attributes["Columns"]), int(attributes["Rows"])
-    reduction = reduction_for(request.viewport, columns, rows)
-    pictures = []
-    for index, blob in frames:
-        array = decode_reduced(blob, transfer_syntax_uid, attributes, reduction)
-        image = render_frame(array, pipeline_dataset(attributes, vrs, index), request.window)
-        pictures.append(fit_viewport(image, request.viewport, (columns, rows)))
+    frames = list(frames)
+    check_output(len(frames), int(attributes["Columns"]), int(attributes["Rows"]), request)
+    pictures = [
+        render_picture(index, blob, transfer_syntax_uid, attributes, vrs, request)
+        for index, blob in frames
+    ]
+    return encode_pictures(pictures, request, attributes)
+
+
+def encode_pictures(
+    pictures: Sequence[Image.Image], request: RenderRequest, attributes: Mapping[str, Any]
+) -> bytes:
+    """Encode rendered pictures as the request asks, GIF frames timed by the instance."""
     return encode(
         pictures,
         request.media_type,

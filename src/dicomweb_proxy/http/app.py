@@ -75,4 +75,7 @@ def create_app_from_environment() -> Starlette:
     """Factory for server worker processes: settings come from the environment (see cli.serve)."""
     settings = load_settings()
     logging.getLogger("dicomweb_proxy").setLevel(settings.log_level.upper())
+    # A frame no codec can decode is answered 406 and logged once by us as a warning; pydicom
+    # would add every plugin's traceback at ERROR level.
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
     return create_app(open_services(settings, upgrade=False))

@@ -1,4 +1,4 @@
-"""Retrieve Capabilities (PS3.18 8.9): what the service offers, from dicomweb_proxy.conformance.
+"""Retrieve Capabilities (PS3.18 8.9): what the service offers, from http/conformance.py.
 
 ``OPTIONS {base}`` (and ``GET {base}/capabilities``) answer the whole description; ``OPTIONS`` on
 a resource answers that resource's, with an ``Allow`` header. WADL by default, JSON on request.
@@ -13,10 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import conformance
-from .errors import error_response
-from .negotiation import DICOM_JSON, Offer, acceptable, choose, not_acceptable_message
-from .urls import service_base_url
+from . import conformance
+from .negotiation import DICOM_JSON, Offer, acceptable, negotiate
+from .urls import FORWARDED_HEADERS, service_base_url
 
 #: WADL by default. JSON is asked as application/json, which negotiation reads as an alias of
 #: application/dicom+json: that offer stands for it.
@@ -27,11 +26,11 @@ _OFFERS = (
 
 
 def _respond(request: Request, resources: tuple[conformance.Resource, ...], allow: str) -> Response:
-    offer = choose(acceptable(request), _OFFERS)
-    if offer is None:
-        return error_response(406, not_acceptable_message(_OFFERS))
+    offer = negotiate(acceptable(request), _OFFERS)
     base = service_base_url(request)
-    headers = {"Allow": allow, "Cache-Control": "no-cache", "Vary": "Accept"}
+    # the URLs in it follow the (trusted) proxy's Forwarded / X-Forwarded-* headers
+    vary = ", ".join(("Accept", *FORWARDED_HEADERS))
+    headers = {"Allow": allow, "Cache-Control": "no-cache", "Vary": vary}
     if offer.media_type == DICOM_JSON:
         document = conformance.capabilities(base, resources)
         body = orjson.dumps(document, option=orjson.OPT_INDENT_2)

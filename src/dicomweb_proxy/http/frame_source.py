@@ -9,9 +9,10 @@ the GIL), keeping the results in a byte-bounded LRU.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from ..cache import SizedLRU
 from ..dicom import transcode
 from ..dicom import transfer_syntax as ts
+from ..dicom.render import DecodeError
 from ..index.lookup import InstanceRecord, NotFound, Plan, Resolver
 from ..services import Services
 from ..stores.base import FrameNotFound, ImageSetStore
@@ -30,6 +32,7 @@ from .wado_metadata import MetadataCache
 
 #: Transcoded frames kept per worker process.
 TRANSCODED_CACHE_BYTES = 128 * 1024 * 1024
+log = logging.getLogger("dicomweb_proxy.http")
 
 T = TypeVar("T")
 
@@ -71,9 +74,16 @@ class FrameSource:
 
 
 def _transcode(data: bytes, record: InstanceRecord, transfer_syntax: str) -> bytes:
-    if transfer_syntax == ts.EXPLICIT_VR_LE:
-        return transcode.to_native(data, record.transfer_syntax, record.attributes)
-    array = transcode.to_array(data, record.transfer_syntax, record.attributes)
+    """The stored frame decoded (then re-encoded unless Explicit VR LE); DecodeError when no
+    installed codec decodes it."""
+    try:
+        if transfer_syntax == ts.EXPLICIT_VR_LE:
+            return transcode.to_native(data, record.transfer_syntax, record.attributes)
+        array = transcode.to_array(data, record.transfer_syntax, record.attributes)
+    except MemoryError:
+        raise
+    except Exception as error:  # codecs raise RuntimeError, ValueError, their own errors...
+        raise DecodeError(record.transfer_syntax, error) from error
     return transcode.encode(array, transfer_syntax, record.attributes)
 
 
@@ -110,12 +120,21 @@ class Retrieval:
 
     async def frame(self, record: InstanceRecord, number: int, transfer_syntax: str) -> bytes:
         """Like FrameSource.encoded; a frame gone from the store drops its instance from the
-        resolver's map (its image set was deleted or replaced) and answers 404."""
+        resolver's map (its image set was deleted or replaced) and answers 404. A stored frame
+        that cannot be decoded for a transcode answers 406 (logged as a warning): its stored
+        bytes can still be sent."""
         try:
             return await self.frames.encoded(record, number, transfer_syntax)
         except FrameNotFound:
             self.resolver.forget(record.key)
             raise HTTPException(404, f"frame {number} of {record.sop_uid} is gone") from None
+        except DecodeError as error:
+            log.warning("frame %d of %s: %s", number, record.sop_uid, error.reason or error)
+            raise HTTPException(
+                406,
+                f"frame {number} of instance {record.sop_uid}: {error}; ask for the stored"
+                f" transfer syntax ({record.transfer_syntax}, or transfer-syntax=*)",
+            ) from None
 
 
 def retrieval(request: Request) -> Retrieval:
@@ -131,7 +150,9 @@ def retrieval(request: Request) -> Retrieval:
     return found
 
 
-async def prefetched(jobs: Iterable[Callable[[], Awaitable[T]]], window: int) -> AsyncIterator[T]:
+async def prefetched(
+    jobs: Iterable[Callable[[], Awaitable[T]]], window: int
+) -> AsyncGenerator[T, None]:
     """Results of *jobs* in order, running up to *window* of them ahead of the consumer, so
     the next instances decode while the current one is on the wire."""
     pending: deque[asyncio.Future[T]] = deque()

@@ -13,10 +13,12 @@ transcoding otherwise; ``transfer-syntax=*`` means any non-lossy one, the stored
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ..dicom import transfer_syntax as ts
@@ -48,6 +50,11 @@ MEDIA_TYPE_SYNTAXES: dict[str, tuple[str, ...]] = {
 _MEDIA_TYPE_OF_SYNTAX = {uid: media for media, uids in MEDIA_TYPE_SYNTAXES.items() for uid in uids}
 #: Media types whose transfer syntax is not implied by the type: no parameter means this one.
 _DEFAULT_SYNTAX = {DICOM: ts.EXPLICIT_VR_LE, OCTET_STREAM: ts.EXPLICIT_VR_LE}
+#: type/subtype (RFC 9110 8.3.1), either possibly ``*``.
+_MEDIA_RANGE = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+")
+#: A q value: RFC 9110 12.4.2 allows 0 to 1 with up to 3 decimals; longer decimals are read
+#: too. Anything else (``x``, ``nan``, ``1e3``) counts as 1, like no q at all.
+_QVALUE = re.compile(r"[0-9]{1,3}(?:\.[0-9]{0,12})?|\.[0-9]{1,12}")
 
 
 def media_type_of(transfer_syntax_uid: str) -> str:
@@ -130,18 +137,16 @@ def parse_accept(header: str) -> tuple[MediaRange, ...]:
 
 
 def _parse_range(element: str) -> MediaRange | None:
-    media_type, *parameters = _split(element, ";")
-    media_type = _normalize(media_type)
-    if "/" not in media_type:
-        return None
+    pieces = _split(element, ";", keep_empty=True)
+    media_type = _normalize(pieces[0])
+    if not _MEDIA_RANGE.fullmatch(media_type):
+        return None  # empty (";"), a parameter without a type, or not type/subtype
     params: dict[str, str] = {}
-    for parameter in parameters:
+    for parameter in pieces[1:]:
         name, _, value = parameter.partition("=")
         params[name.strip().lower()] = _unquote(value.strip())
-    try:
-        q = min(1.0, max(0.0, float(params.get("q", "1"))))
-    except ValueError:
-        q = 1.0
+    q_text = params.get("q", "1")
+    q = min(1.0, float(q_text)) if _QVALUE.fullmatch(q_text) else 1.0
     part_type = None
     if media_type == MULTIPART and params.get("type"):
         part_type = _normalize(params["type"])
@@ -159,8 +164,9 @@ def _unquote(value: str) -> str:
     return value
 
 
-def _split(text: str, separator: str) -> list[str]:
-    """Split on *separator* outside double quotes; drop empty pieces."""
+def _split(text: str, separator: str, *, keep_empty: bool = False) -> list[str]:
+    """Split on *separator* outside double quotes, pieces stripped; empty ones dropped unless
+    *keep_empty* (then there is always at least one piece)."""
     pieces, current, quoted, escaped = [], [], False, False
     for char in text:
         if escaped:
@@ -175,7 +181,8 @@ def _split(text: str, separator: str) -> list[str]:
             continue
         current.append(char)
     pieces.append("".join(current))
-    return [piece.strip() for piece in pieces if piece.strip()]
+    stripped = [piece.strip() for piece in pieces]
+    return stripped if keep_empty else [piece for piece in stripped if piece]
 
 
 def choose(ranges: Sequence[MediaRange], offers: Sequence[Offer]) -> Offer | None:
@@ -231,6 +238,14 @@ def _match(media_range: MediaRange, offer: Offer) -> int:
     if syntax == "*" and not offer.explicit_only:
         return level
     return -1
+
+
+def negotiate(ranges: Sequence[MediaRange], offers: Sequence[Offer]) -> Offer:
+    """The offer :func:`choose` picks; 406 listing what could be sent when there is none."""
+    offer = choose(ranges, offers)
+    if offer is None:
+        raise HTTPException(406, not_acceptable_message(offers))
+    return offer
 
 
 def not_acceptable_message(offers: Sequence[Offer]) -> str:

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from ..dicom.query import Level, QueryError, SearchQuery, parse_search
 from ..index.search import SearchPage, search
 from .errors import error_response
-from .negotiation import DICOM_JSON, Offer, acceptable, choose, not_acceptable_message
+from .negotiation import DICOM_JSON, Offer, acceptable, negotiate
 from .urls import service_base_url
 
 #: Search results are DICOM JSON; negotiation counts application/json as the same.
@@ -31,9 +31,7 @@ _TRUNCATED = (
 
 
 async def _search(request: Request, level: Level) -> Response:
-    offer = choose(acceptable(request), _OFFERS)
-    if offer is None:
-        return error_response(406, not_acceptable_message(_OFFERS))
+    offer = negotiate(acceptable(request), _OFFERS)
     parameters = request.query_params.multi_items()
     try:
         query = parse_search(

@@ -6,13 +6,22 @@ frames as an animated GIF when image/gif is chosen; a frame list renders one fra
 as an animated GIF. A thumbnail is the middle frame of that instance, fitted into 128x128 (or the
 viewport asked for) and decoded at the lowest HTJ2K resolution that covers it. See
 docs/rendered.md.
+
+Bounds are checked before any frame is fetched: frame lists no longer than the instance's
+frames, at most 256 frames in an animated GIF and 64 Mi output pixels a response
+(render.check_output). Frames are fetched a few ahead and rendered one by one. A stored frame no
+installed codec decodes is 406, logged as a warning.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
+import re
+from contextlib import aclosing
+from functools import partial
 from itertools import groupby
 
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -22,11 +31,19 @@ from starlette.routing import Route
 from ..cache import SizedLRU
 from ..dicom import render
 from ..dicom import transfer_syntax as ts
-from ..dicom.render import GIF, JPEG, RENDERED_MEDIA_TYPES, RenderError, Viewport, Window
+from ..dicom.render import (
+    GIF,
+    JPEG,
+    RENDERED_MEDIA_TYPES,
+    DecodeError,
+    RenderError,
+    Viewport,
+    Window,
+)
 from ..index.lookup import InstanceRecord, Plan
-from .frame_source import retrieval
-from .negotiation import Offer, acceptable, choose, not_acceptable_message
-from .wado import parse_frame_list
+from .frame_source import prefetched, retrieval
+from .negotiation import Offer, acceptable, negotiate
+from .wado import check_frame_numbers, parse_frame_list
 
 THUMBNAIL_SIZE = 128
 THUMBNAIL_CACHE_CONTROL = "private, max-age=3600"
@@ -34,6 +51,15 @@ THUMBNAIL_CACHE_CONTROL = "private, max-age=3600"
 THUMBNAIL_CACHE_BYTES = 16 * 1024 * 1024
 #: Largest viewport side served; bounds the memory one request can take.
 MAX_VIEWPORT = 8192
+#: quality: 1 to 100, decimal digits only.
+_QUALITY = re.compile(r"[0-9]{1,3}")
+#: A viewport value: a decimal integer, negative allowed (sw, sh flip the region).
+_INTEGER = re.compile(r"-?[0-9]{1,9}")
+#: A window value: a decimal number (no "nan", "inf", "_" or other scripts).
+_DECIMAL = re.compile(
+    r"[-+]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][-+]?[0-9]{1,3})?"
+)
+log = logging.getLogger("dicomweb_proxy.http")
 ANNOTATION_WARNING = '299 - "annotation is not supported; the image is rendered without it"'
 
 _STILL = tuple(
@@ -85,11 +111,12 @@ async def _rendered(
 ) -> Response:
     window, viewport, quality = _window(request), _viewport(request), _quality(request)
     offers = _ANIMATED if numbers is not None and len(numbers) > 1 else _STILL
-    media_type = _negotiate(request, offers)
+    media_type = negotiate(acceptable(request), offers).media_type
     _check_renderable(record)
     if numbers is None:
         everything = media_type == GIF
         numbers = tuple(range(1, len(record.frame_ids) + 1)) if everything else (1,)
+    check_frame_numbers(record, numbers)
     parameters = render.RenderRequest(media_type, quality, window, viewport)
     headers = {"Vary": "Accept"}
     if "annotation" in request.query_params:
@@ -100,7 +127,7 @@ async def _rendered(
 
 async def _thumbnail(request: Request, record: InstanceRecord, number: int | None) -> Response:
     viewport = _viewport(request, region=False)
-    media_type = _negotiate(request, _STILL)
+    media_type = negotiate(acceptable(request), _STILL).media_type
     _check_renderable(record)
     number = number or (len(record.frame_ids) + 1) // 2
     key = (f"{record.image_set_id}/{_frame_id(record, number)}", media_type, viewport)
@@ -167,44 +194,54 @@ async def _render(
     numbers: tuple[int, ...],
     parameters: render.RenderRequest,
 ) -> bytes:
-    """Fetch the stored frames and render them in a worker thread; 400 when the parameters do
-    not fit the image (a source region outside it)."""
+    """Fetch the stored frames and render them in worker threads, a few ahead, then encode;
+    400 when the parameters do not fit the image (a source region outside it, too many
+    pixels), 406 when a stored frame cannot be decoded."""
     for number in numbers:
         _frame_id(record, number)
+    columns, rows = int(record.attributes["Columns"]), int(record.attributes["Rows"])
     source = retrieval(request)
-    blobs = await asyncio.gather(
-        *(source.frame(record, number, record.transfer_syntax) for number in numbers)
-    )
-    frames = [(number - 1, blob) for number, blob in zip(numbers, blobs, strict=True)]
     try:
+        render.check_output(len(numbers), columns, rows, parameters)
+
+        async def one(number: int) -> Image.Image:
+            blob = await source.frame(record, number, record.transfer_syntax)
+            return await run_in_threadpool(
+                render.render_picture,
+                number - 1,
+                blob,
+                record.transfer_syntax,
+                record.attributes,
+                record.vrs,
+                parameters,
+            )
+
+        jobs = (partial(one, number) for number in numbers)
+        async with aclosing(prefetched(jobs, window=2 * source.frames.workers)) as pictures:
+            rendered = [picture async for picture in pictures]
         return await run_in_threadpool(
-            render.render,
-            frames,
-            record.transfer_syntax,
-            record.attributes,
-            record.vrs,
-            parameters,
+            render.encode_pictures, rendered, parameters, record.attributes
         )
     except RenderError as error:
         raise HTTPException(400, str(error)) from None
+    except DecodeError as error:
+        log.warning("rendering %s: %s", record.sop_uid, error.reason or error)
+        raise HTTPException(
+            406,
+            f"{error}; it cannot be rendered: retrieve the frame in its stored transfer syntax"
+            f" (.../frames/{{n}} with transfer-syntax=*) instead",
+        ) from None
 
 
 # --- query parameters (PS3.18 8.3.5.1) --------------------------------------------------------
-
-
-def _negotiate(request: Request, offers: tuple[Offer, ...]) -> str:
-    offer = choose(acceptable(request), offers)
-    if offer is None:
-        raise HTTPException(406, not_acceptable_message(offers))
-    return offer.media_type
 
 
 def _quality(request: Request) -> int:
     text = request.query_params.get("quality")
     if text is None:
         return render.DEFAULT_QUALITY
-    if not text.strip().isdigit() or not 1 <= int(text) <= 100:
-        raise HTTPException(400, f"quality: {text!r} is not an integer from 1 to 100")
+    if not _QUALITY.fullmatch(text.strip()) or not 1 <= int(text) <= 100:
+        raise HTTPException(400, f"quality: {_shown(text)} is not an integer from 1 to 100")
     return int(text)
 
 
@@ -218,11 +255,13 @@ def _window(request: Request) -> Window | None:
     try:
         if function is None or len(parts) not in (2, 3):
             raise ValueError("expected center,width[,linear|linear-exact|sigmoid]")
+        if not (_DECIMAL.fullmatch(parts[0]) and _DECIMAL.fullmatch(parts[1])):
+            raise ValueError("center and width must be decimal numbers")
         return Window(float(parts[0]), float(parts[1]), function)
     except RenderError as error:
         raise HTTPException(400, str(error)) from None
     except ValueError as error:
-        raise HTTPException(400, f"window: {text!r}: {error}") from None
+        raise HTTPException(400, f"window: {_shown(text)}: {error}") from None
 
 
 def _viewport(request: Request, *, region: bool = True) -> Viewport | None:
@@ -234,6 +273,8 @@ def _viewport(request: Request, *, region: bool = True) -> Viewport | None:
     try:
         if len(parts) not in ((2, 6) if region else (2,)):
             raise ValueError("expected vw,vh" + (" or vw,vh,sx,sy,sw,sh" if region else ""))
+        if not all(_INTEGER.fullmatch(part) for part in parts if part):
+            raise ValueError("values must be decimal integers")
         width, height, *source = [int(part) if part else None for part in parts]
         if width is None or height is None or max(width, height) > MAX_VIEWPORT:
             raise ValueError(f"vw and vh must be integers from 1 to {MAX_VIEWPORT}")
@@ -242,7 +283,12 @@ def _viewport(request: Request, *, region: bool = True) -> Viewport | None:
     except RenderError as error:
         raise HTTPException(400, str(error)) from None
     except ValueError as error:
-        raise HTTPException(400, f"viewport: {text!r}: {error}") from None
+        raise HTTPException(400, f"viewport: {_shown(text)}: {error}") from None
+
+
+def _shown(text: str) -> str:
+    """A parameter value quoted for an error message, cut when long."""
+    return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
 routes = [

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import html
 import json
 import mimetypes
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,8 @@ from starlette.routing import BaseRoute, Route
 
 from ..cache import SizedLRU
 from ..config import Settings
-from .urls import service_base_url
+from .conditional import accepts_gzip, not_modified, variant_etag
+from .urls import forwarded_prefix, service_base_url
 
 #: Where the viewer is served (outside the DICOMweb base path).
 MOUNT = "/viewer"
@@ -43,20 +46,21 @@ NOT_INSTALLED = (
     "start the server with --viewer-dir pointing at the dist/ folder of an @ohif/app build.\n"
 )
 
-#: Root-relative references of the OHIF build, by file suffix, and what they become under
-#: ``{prefix}`` (the viewer's path, e.g. ``/viewer``). Applied to served bytes only.
+#: Root-relative references of the OHIF build, by file suffix, and what they become under the
+#: viewer's path (e.g. ``/viewer``), written as ``{js}`` inside JS/JSON strings, ``{attr}`` in HTML
+#: attributes and ``{url}`` in CSS ``url()`` (see :func:`rewrite`). Applied to served bytes only.
 REWRITES: dict[str, tuple[tuple[re.Pattern[bytes], bytes], ...]] = {
     ".html": (
-        (re.compile(rb'window\.PUBLIC_URL="/"'), rb'window.PUBLIC_URL="{prefix}/"'),
-        (re.compile(rb'\b(src|href)="/(?!/)'), rb'\1="{prefix}/'),
+        (re.compile(rb'window\.PUBLIC_URL="/"'), rb'window.PUBLIC_URL="{js}/"'),
+        (re.compile(rb'\b(src|href)="/(?!/)'), rb'\1="{attr}/'),
     ),
-    ".css": ((re.compile(rb"url\(/(?!/)"), rb"url({prefix}/"),),
+    ".css": ((re.compile(rb"url\(/(?!/)"), rb"url({url}/"),),
     ".js": (
         # webpack's public path: chunks, workers, wasm and images are loaded from it
-        (re.compile(rb'__webpack_require__\.p = "/";'), rb'__webpack_require__.p = "{prefix}/";'),
-        (re.compile(rb"browserImportFunction\('/(?!/)"), rb"browserImportFunction('{prefix}/"),
+        (re.compile(rb'__webpack_require__\.p = "/";'), rb'__webpack_require__.p = "{js}/";'),
+        (re.compile(rb"browserImportFunction\('/(?!/)"), rb"browserImportFunction('{js}/"),
     ),
-    ".json": ((re.compile(rb'"src": "/(?!/)'), rb'"src": "{prefix}/'),),
+    ".json": ((re.compile(rb'"src": "/(?!/)'), rb'"src": "{js}/'),),
 }
 _TEXT_SUFFIXES = frozenset({".html", ".css", ".js", ".mjs", ".json", ".svg", ".map", ".txt"})
 _CONTENT_TYPES = {
@@ -188,7 +192,10 @@ class ViewerFiles:
             if not _wants_html(request):
                 return PlainTextResponse(f"no such viewer file: {path}\n", 404)
             file = self.root / "index.html"
-        return await self._serve(request, file, prefix)
+        response = await self._serve(request, file, prefix)
+        if file.suffix.lower() in REWRITES:  # the body holds the prefix
+            response.headers.add_vary_header("X-Forwarded-Prefix")
+        return response
 
     def _file(self, path: str) -> Path | None:
         """The file under the root a URL path names; None for folders, escapes and misses."""
@@ -216,11 +223,12 @@ class ViewerFiles:
         if asset is None:
             asset = self._assets.put(key, await run_in_threadpool(_load, file, prefix))
         body, etag, encoding = asset.body, asset.etag, {}
-        if asset.gzipped is not None and _accepts_gzip(request):
+        if asset.gzipped is not None and accepts_gzip(request):
             # Each representation its own ETag (as the metadata resource does).
-            body, etag, encoding = asset.gzipped, f'{etag[:-1]}-gzip"', {"Content-Encoding": "gzip"}
+            body, etag = asset.gzipped, variant_etag(etag, "gzip")
+            encoding = {"Content-Encoding": "gzip"}
         headers = {"Cache-Control": cache_control, "ETag": etag, "Vary": "Accept-Encoding"}
-        if etag in request.headers.get("if-none-match", ""):
+        if not_modified(request, etag):
             return Response(status_code=304, headers=headers)
         return Response(body, media_type=_content_type(suffix), headers={**headers, **encoding})
 
@@ -233,30 +241,34 @@ def _load(file: Path, prefix: str) -> _Asset:
 
 
 def rewrite(suffix: str, body: bytes, prefix: str) -> bytes:
-    """The file's root-relative references moved under *prefix* (see REWRITES)."""
+    """The file's root-relative references moved under *prefix* (see REWRITES), escaped for
+    where each one stands (urls.py only lets plain path segments through; this holds anyway)."""
     if not prefix:
         return body
-    for pattern, replacement in REWRITES.get(suffix, ()):
-        body = pattern.sub(replacement.replace(b"{prefix}", prefix.encode()), body)
+    js = json.dumps(prefix)[1:-1]
+    for char in "<>&'":  # no </script>, no end of a single-quoted string
+        js = js.replace(char, f"\\u{ord(char):04x}")
+    encoded = {
+        b"{js}": js,
+        b"{attr}": html.escape(prefix, quote=True),
+        b"{url}": urllib.parse.quote(prefix, safe="/"),
+    }
+    for pattern, template in REWRITES.get(suffix, ()):
+        for placeholder, value in encoded.items():
+            # a re replacement template: its backslashes are escapes
+            template = template.replace(placeholder, value.encode().replace(b"\\", b"\\\\"))
+        body = pattern.sub(template, body)
     return body
 
 
 def _prefix(request: Request) -> str:
-    """The viewer's path as the browser sees it (behind a proxy: after X-Forwarded-Prefix)."""
-    forwarded = request.headers.get("x-forwarded-prefix", "").split(",")[0].strip().rstrip("/")
-    return forwarded + MOUNT
+    """The viewer's path as the browser sees it (behind a trusted proxy: after its
+    X-Forwarded-Prefix, validated by urls.py)."""
+    return forwarded_prefix(request) + MOUNT
 
 
 def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
-
-
-def _accepts_gzip(request: Request) -> bool:
-    for coding in request.headers.get("accept-encoding", "").lower().split(","):
-        name, _, parameters = coding.partition(";")
-        if name.strip() in ("gzip", "*"):
-            return parameters.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False
 
 
 def _content_type(suffix: str) -> str:
@@ -272,7 +284,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
     files = ViewerFiles(find_viewer_dir(settings))
 
     async def redirect(request: Request) -> Response:
-        return RedirectResponse(_prefix(request) + "/", 308)
+        return RedirectResponse(_prefix(request) + "/", 308, headers={"Vary": "X-Forwarded-Prefix"})
 
     return [
         Route(MOUNT, redirect, methods=["GET", "HEAD"]),

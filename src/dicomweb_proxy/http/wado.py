@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Sequence
 from functools import lru_cache, partial
 from typing import TypeVar
 
@@ -33,17 +34,16 @@ from ..dicom.part10 import (
 from ..index.lookup import InstanceRecord
 from . import multipart
 from .byte_ranges import RangeNotSatisfiable, content_range, requested_range
+from .conditional import accepts_gzip, not_modified, variant_etag
 from .frame_source import Retrieval, prefetched, retrieval
 from .negotiation import (
     DICOM,
     DICOM_JSON,
     OCTET_STREAM,
-    MediaRange,
     Offer,
     acceptable,
-    choose,
     media_type_of,
-    not_acceptable_message,
+    negotiate,
 )
 from .urls import service_base_url
 from .wado_metadata import body_etag, build_body
@@ -61,8 +61,15 @@ REVALIDATE = "no-cache"
 #: instead of being held whole in memory to compute one.
 OFFSET_TABLE_MAX_FRAMES = 64
 T = TypeVar("T")
+#: One item of a frame list: a decimal frame number (no sign, ``_``, spaces or other scripts).
+_FRAME_NUMBER = re.compile(r"[0-9]{1,9}")
+#: An item index in a bulk data tag path.
+_ITEM_INDEX = re.compile(r"[0-9]{1,9}")
 _PIXEL_PATHS = frozenset({"7FE00010", "7FE00008", "7FE00009"})
 _METADATA_OFFERS = (Offer(DICOM_JSON, multipart=False, default=True),)
+#: Pixel data bulk data of several native frames, concatenated. Not on the frames route: there
+#: several frames are always multipart.
+_CONCATENATED = Offer(OCTET_STREAM, ts.EXPLICIT_VR_LE, multipart=False)
 _BULK_OFFERS = (
     Offer(OCTET_STREAM, ts.EXPLICIT_VR_LE, default=True),
     Offer(OCTET_STREAM, ts.EXPLICIT_VR_LE, multipart=False, default=True),
@@ -95,18 +102,18 @@ def _uids(request: Request) -> tuple[str, str | None, str | None]:
 
 
 async def metadata(request: Request) -> Response:
-    _negotiate(acceptable(request), _METADATA_OFFERS)
+    negotiate(acceptable(request), _METADATA_OFFERS)
     context = retrieval(request)
     plan = await context.plan(*_uids(request))
     base_url = service_base_url(request)
     etag = body_etag(plan, base_url)
-    compressed = _accepts_gzip(request)
+    compressed = accepts_gzip(request)
     headers = {
-        "ETag": f'{etag[:-1]}-gzip"' if compressed else etag,
+        "ETag": variant_etag(etag, "gzip") if compressed else etag,
         "Cache-Control": REVALIDATE,
         "Vary": "Accept, Accept-Encoding",
     }
-    if _not_modified(request, headers["ETag"]):
+    if not_modified(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     body = context.metadata.get(etag)
     if body is None:
@@ -118,22 +125,6 @@ async def metadata(request: Request) -> Response:
     return Response(body.gzipped if compressed else body.raw, 200, headers, DICOM_JSON)
 
 
-def _accepts_gzip(request: Request) -> bool:
-    for coding in request.headers.get("accept-encoding", "").split(","):
-        name, _, parameters = coding.partition(";")
-        if name.strip().lower() in ("gzip", "*"):
-            return parameters.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00")
-    return False
-
-
-def _not_modified(request: Request, etag: str) -> bool:
-    header = request.headers.get("if-none-match")
-    if not header:
-        return False
-    wanted = etag.removeprefix("W/")
-    return any(tag.strip().removeprefix("W/") in (wanted, "*") for tag in header.split(","))
-
-
 # --- instances ---------------------------------------------------------------------------------
 
 
@@ -143,8 +134,8 @@ async def instances(request: Request) -> Response:
     records = await context.load(await context.plan(study_uid, series_uid, sop_uid))
     ranges = acceptable(request)
     single = sop_uid is not None
-    offers = [_negotiate(ranges, instance_offers(record, single)) for record in records]
-    parts = _objects(context, records, offers)
+    offers = [negotiate(ranges, instance_offers(record, single)) for record in records]
+    parts = _objects(records, offers, await _instance_frames(context, records, offers))
     if not offers[0].multipart:
         (part,) = list(parts)
         return StreamingResponse(
@@ -184,17 +175,43 @@ def instance_offers(record: InstanceRecord, single: bool) -> list[Offer]:
     ]
 
 
-def _objects(
+async def _instance_frames(
     context: Retrieval, records: Sequence[InstanceRecord], offers: Sequence[Offer]
-) -> Iterator[multipart.Part]:
-    """One part per instance, its payload the chunks of its Part 10 object. Frames of the
-    following instances are fetched and transcoded ahead, up to twice the codec pool's width."""
+) -> AsyncIterator[bytes]:
+    """Every frame of the instances, in order, in the transfer syntax of each one's offer.
+    Frames of the following instances are fetched and transcoded ahead, up to twice the codec
+    pool's width. The first frame is awaited before the answer starts, so a frame that cannot
+    be read or decoded (all of them, typically) is an error status, not a cut stream."""
     jobs = (
-        partial(context.frame, record, number, offer.transfer_syntax)
+        partial(context.frame, record, number, offer.transfer_syntax or ts.EXPLICIT_VR_LE)
         for record, offer in zip(records, offers, strict=True)
         for number in range(1, len(record.frame_ids) + 1)
     )
-    frames = prefetched(jobs, window=2 * context.frames.workers)
+    return await _started(prefetched(jobs, window=2 * context.frames.workers))
+
+
+async def _started(items: AsyncGenerator[T, None]) -> AsyncIterator[T]:
+    """*items* with its first item already awaited (errors raise here, before streaming)."""
+    try:
+        first = await anext(items)
+    except StopAsyncIteration:
+        return _aiter([])
+    return _chain(first, items)
+
+
+async def _chain(first: T, rest: AsyncGenerator[T, None]) -> AsyncIterator[T]:
+    try:
+        yield first
+        async for item in rest:
+            yield item
+    finally:
+        await rest.aclose()  # a client gone mid-stream: cancel the frames fetched ahead
+
+
+def _objects(
+    records: Sequence[InstanceRecord], offers: Sequence[Offer], frames: AsyncIterator[bytes]
+) -> Iterator[multipart.Part]:
+    """One part per instance, its payload the chunks of its Part 10 object."""
     for record, offer in zip(records, offers, strict=True):
         yield multipart.Part(offer.part_content_type(), _object_chunks(record, offer, frames))
 
@@ -264,14 +281,33 @@ async def frames(request: Request) -> Response:
 
 
 def parse_frame_list(text: str) -> list[int]:
-    """Frame numbers of a ``/frames/{list}`` URL, 1-based, in the order given; 400 if malformed."""
-    try:
-        numbers = [int(item) for item in text.split(",")]
-    except ValueError:
-        numbers = []
-    if not numbers or any(number < 1 for number in numbers):
-        raise HTTPException(400, f"malformed frame list {text!r}: use numbers from 1, e.g. 1,3,5")
+    """Frame numbers of a ``/frames/{list}`` URL, 1-based, in the order given; 400 naming the
+    first item that is not a decimal number from 1 (``1_0``, ``+1``, `` 1``, ``١`` are not).
+    How long the list may be depends on the instance: see :func:`check_frame_numbers`."""
+    numbers = []
+    for item in text.split(","):
+        if not _FRAME_NUMBER.fullmatch(item) or int(item) < 1:
+            shown = item if len(item) <= 20 else item[:20] + "..."
+            raise HTTPException(
+                400, f"frames: {shown!r} is not a frame number; use numbers from 1, e.g. 1,3,5"
+            )
+        numbers.append(int(item))
     return numbers
+
+
+def check_frame_numbers(record: InstanceRecord, numbers: Sequence[int]) -> None:
+    """404 for a frame beyond the instance's; 400 for a list longer than its frame count (a
+    list may repeat frames, but never asks more work than retrieving every frame)."""
+    count = len(record.frame_ids)
+    beyond = [number for number in numbers if number > count]
+    if beyond:
+        raise HTTPException(404, f"no frame {beyond[0]}: instance {record.sop_uid} has {count}")
+    if len(numbers) > count:
+        raise HTTPException(
+            400,
+            f"frames: the list names {len(numbers)} frames, more than the {count} of instance"
+            f" {record.sop_uid}",
+        )
 
 
 def frame_offers(record: InstanceRecord, single: bool) -> tuple[Offer, ...]:
@@ -304,18 +340,34 @@ def _frame_offers(stored: str, targets: tuple[str, ...], single: bool) -> tuple[
     )
 
 
+def _concatenable(record: InstanceRecord) -> bool:
+    """Whether the frames can be sent as native pixel data (stored so, or decodable to it)."""
+    stored = record.transfer_syntax
+    return stored == ts.EXPLICIT_VR_LE or ts.EXPLICIT_VR_LE in transcode.targets(
+        stored, record.attributes
+    )
+
+
 def _lossy_transcode(stored: str, target: str) -> bool:
     return target in transcode.LOSSY_TARGETS and not transcode.same_bytes(stored, target)
 
 
 async def _frames_response(
-    request: Request, context: Retrieval, record: InstanceRecord, numbers: list[int]
+    request: Request,
+    context: Retrieval,
+    record: InstanceRecord,
+    numbers: list[int],
+    *,
+    bulk: bool = False,
 ) -> Response:
-    count = len(record.frame_ids)
-    beyond = [number for number in numbers if number > count]
-    if beyond:
-        raise HTTPException(404, f"no frame {beyond[0]}: instance {record.sop_uid} has {count}")
-    offer = _negotiate(acceptable(request), frame_offers(record, single=len(numbers) == 1))
+    """The frames asked, as negotiated. For the pixel data bulk data of a multi-frame instance
+    (*bulk*) single-part ``application/octet-stream`` is offered too: the native frames
+    concatenated, i.e. the value of Pixel Data (PS3.18 allows single-part bulk data)."""
+    check_frame_numbers(record, numbers)
+    offers = frame_offers(record, single=len(numbers) == 1)
+    if bulk and len(numbers) > 1 and _concatenable(record):
+        offers = (*offers, _CONCATENATED)
+    offer = negotiate(acceptable(request), offers)
     syntax = offer.transfer_syntax or ts.EXPLICIT_VR_LE
     identity = [*(record.frame_ids[n - 1] for n in numbers), offer.describe()]
     headers = {
@@ -323,13 +375,21 @@ async def _frames_response(
         "Cache-Control": IMMUTABLE,
         "Vary": "Accept",
     }
-    if _not_modified(request, headers["ETag"]):
+    if not_modified(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     if len(numbers) == 1:
         payload = await context.frame(record, numbers[0], syntax)
         return _payload_response(request, payload, offer, headers)
     jobs = (partial(context.frame, record, number, syntax) for number in numbers)
-    payloads = prefetched(jobs, window=2 * context.frames.workers)
+    payloads = await _started(prefetched(jobs, window=2 * context.frames.workers))
+    if not offer.multipart:
+        length = native_length(record.attributes, len(numbers))
+        headers["Content-Length"] = str(length)
+        return StreamingResponse(
+            _native_pixels(record, payloads, length),
+            headers=headers,
+            media_type=offer.part_content_type(),
+        )
     boundary = multipart.new_boundary()
     return StreamingResponse(
         multipart.stream_parts(_frame_parts(offer, payloads), boundary),
@@ -354,17 +414,17 @@ async def bulk(request: Request) -> Response:
     record = await context.instance(study_uid, series_uid, sop_uid)
     if path in _PIXEL_PATHS and record.frame_ids:
         numbers = list(range(1, len(record.frame_ids) + 1))
-        return await _frames_response(request, context, record, numbers)
+        return await _frames_response(request, context, record, numbers, bulk=True)
     value = await run_in_threadpool(bulk_value, record, path)
     if value is None:
         raise HTTPException(404, f"no binary value at {path} in instance {sop_uid}")
-    offer = _negotiate(acceptable(request), _BULK_OFFERS)
+    offer = negotiate(acceptable(request), _BULK_OFFERS)
     headers = {
         "ETag": _etag([hashlib.blake2b(value, digest_size=16).hexdigest()], weak=offer.multipart),
         "Cache-Control": IMMUTABLE,
         "Vary": "Accept",
     }
-    if _not_modified(request, headers["ETag"]):
+    if not_modified(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     return _payload_response(request, value, offer, headers)
 
@@ -377,6 +437,8 @@ def bulk_value(record: InstanceRecord, path: str) -> bytes | None:
     try:
         element = dataset[steps[0]]
         for index, tag in zip(steps[1::2], steps[2::2], strict=True):
+            if not _ITEM_INDEX.fullmatch(index):
+                return None  # not an item index (a sign, "_", other scripts): no such value
             element = element["Value"][int(index)][tag]
         return base64.b64decode(element["InlineBinary"], validate=True)
     except (KeyError, IndexError, ValueError, TypeError, binascii.Error):
@@ -410,13 +472,6 @@ def _payload_response(
     return multipart.ChunksResponse(
         chunks, status, headers, multipart.content_type(offer.media_type, boundary)
     )
-
-
-def _negotiate(ranges: Sequence[MediaRange], offers: Sequence[Offer]) -> Offer:
-    offer = choose(ranges, offers)
-    if offer is None:
-        raise HTTPException(406, not_acceptable_message(offers))
-    return offer
 
 
 def _etag(identity: Sequence[str], *, weak: bool) -> str:

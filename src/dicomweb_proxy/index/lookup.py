@@ -166,12 +166,17 @@ class Resolver:
 
     def instance(self, study_uid: str, series_uid: str, sop_uid: str) -> InstanceRecord:
         """One instance, from the recent map when possible (its whole series is read on a miss,
-        since viewers ask for every instance of a series in turn)."""
+        since viewers ask for every instance of a series in turn). An instance the index does
+        not list is NotFound before any metadata is read: unknown SOP Instance UIDs cost one
+        indexed query each, never a read (on AHI, a GetImageSetMetadata call) of the series."""
         key = (study_uid, series_uid, sop_uid)
         record = self.cached_instance(key)
         if record is not None:
             return record
-        self.select(study_uid, series_uid)
+        plan = self.plan(study_uid, series_uid)
+        if not any(row[2] == sop_uid for row in plan.rows):
+            raise NotFound(_describe(study_uid, series_uid, sop_uid))
+        self.load(plan)
         record = self.cached_instance(key)
         if record is None:
             raise NotFound(_describe(study_uid, series_uid, sop_uid))

@@ -5,8 +5,11 @@ Portable across SQLite, PostgreSQL and MySQL/MariaDB, and index-friendly:
   whose LIKE ignores ASCII case and cannot use the indexes of binary columns: GLOB there;
 - person names are matched on the ``*_norm`` columns (upper-cased by the writer, the query value
   normalized the same way), so case-insensitive matching needs no function on a column;
-- attributes of lower levels (``ModalitiesInStudy``, ``Modality`` at study level) are EXISTS
-  subqueries on indexed foreign keys; NULLs sort first on every database.
+- attributes of lower levels are subqueries on indexed foreign keys, on aliases of the lower
+  tables: series attributes of a study search (``ModalitiesInStudy``, ``Modality``) an IN
+  subquery, instance attributes EXISTS; a date and time pair is matched on one row;
+- a list of exact values is one IN, so a list stays one node of the expression tree;
+- NULLs sort as each database sorts them (first on SQLite and MySQL, last on PostgreSQL).
 Returned values come from the level's ``attributes`` DICOM JSON, so they are the original text;
 columns fill in what a level's JSON lacks (values that differ between instances).
 """
@@ -265,13 +268,17 @@ class _Plan:
         keyword = condition.attribute.keyword
         matcher = condition.matcher
         if keyword in _NORMALIZED:
-            norm = _NORMALIZED[keyword]
-            return lambda _column: self._person_name(norm, matcher)
+            norm = _NORMALIZED[keyword].name
+            return lambda column: self._person_name(_sibling(column, norm), matcher)
         if isinstance(matcher, DateTimeRange):
             times = COLUMNS.get(matcher.time.keyword)
             if times is None:
                 raise QueryError(matcher.time.keyword, "not supported as a matching key")
-            return lambda column: _date_time_range(column, times, matcher)
+            # The time of the same row: of the alias when in an EXISTS/IN subquery.
+            return lambda column: _date_time_range(column, _sibling(column, times.name), matcher)
+        placeholder = _PLACEHOLDERS.get(keyword)
+        if placeholder is not None:  # recorded for "unknown", which matches no value
+            return lambda column: and_(self._match(column, matcher), column != placeholder)
         return lambda column: self._match(column, matcher)
 
     def _match(self, column: ColumnElement, matcher: Matcher) -> ColumnElement[bool]:
@@ -289,31 +296,40 @@ class _Plan:
                 bounds.append(column <= matcher.high)
             return and_(*bounds)
         if isinstance(matcher, AnyOf):
-            return or_(*(self._match(column, one) for one in matcher.matchers))
+            # Exact values as one IN: a list of values stays one node of the expression tree
+            # (SQLite refuses trees deeper than 1000).
+            exact = [one.value for one in matcher.matchers if isinstance(one, SingleValue)]
+            others = [one for one in matcher.matchers if not isinstance(one, SingleValue)]
+            return _any(column, exact, [self._match(column, one) for one in others])
         raise AssertionError(matcher)
 
     def _person_name(self, column: ColumnElement, matcher: Matcher) -> ColumnElement[bool]:
         """PN matching ignores case and '^'/space differences; without '=' in the value it
         matches any component group (alphabetic, ideographic, phonetic). Fuzzy matching finds
         the value at the start of any name component."""
-        if isinstance(matcher, AnyOf):
-            return or_(*(self._person_name(column, one) for one in matcher.matchers))
-        if not isinstance(matcher, SingleValue | Wildcard):
-            raise AssertionError(matcher)
-        text = matcher.value if isinstance(matcher, SingleValue) else matcher.pattern
-        value = normalize_person_name(str(text)) or ""
+        values = matcher.matchers if isinstance(matcher, AnyOf) else (matcher,)
+        patterns: dict[str, None] = {}  # in order, without repetitions
+        for one in values:
+            if not isinstance(one, SingleValue | Wildcard):
+                raise AssertionError(one)
+            text = one.value if isinstance(one, SingleValue) else one.pattern
+            patterns.update(dict.fromkeys(self._name_patterns(str(text))))
+        exact = [pattern for pattern in patterns if not _is_pattern(pattern)]
+        wildcards = [self._pattern(column, pattern) for pattern in patterns if _is_pattern(pattern)]
+        return _any(column, exact, wildcards)
+
+    def _name_patterns(self, text: str) -> list[str]:
+        value = normalize_person_name(text) or ""
         if self.query.fuzzy:
-            patterns = [f"{value}*", f"* {value}*", f"*={value}*"]
-        elif "=" in value:
-            patterns = [value]
-        elif value.endswith("*"):
-            patterns = [value, f"*={value}"]
-        else:
-            patterns = [value, f"{value}=*", f"*={value}", f"*={value}=*"]
-        return or_(*(self._pattern(column, pattern) for pattern in patterns))
+            return [f"{value}*", f"* {value}*", f"*={value}*"]
+        if "=" in value:
+            return [value]
+        if value.endswith("*"):
+            return [value, f"*={value}"]
+        return [value, f"{value}=*", f"*={value}", f"*={value}=*"]
 
     def _pattern(self, column: ColumnElement, pattern: str) -> ColumnElement[bool]:
-        if "*" not in pattern and "?" not in pattern:
+        if not _is_pattern(pattern):
             return column == pattern
         if self.dialect == "sqlite":
             return column.op("GLOB")(pattern.replace("[", "[[]"))
@@ -346,6 +362,26 @@ class _Plan:
         # Each database's own NULL placement (first on SQLite and MySQL, last on PostgreSQL):
         # what its plain indexes serve.
         return column.desc() if descending else column.asc()
+
+
+def _is_pattern(value: str) -> bool:
+    return "*" in value or "?" in value
+
+
+def _any(
+    column: ColumnElement, exact: list[Any], clauses: list[ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """``column`` equal to one of ``exact`` (one IN) or satisfying one of ``clauses``."""
+    if len(exact) > 1:
+        clauses.insert(0, column.in_(exact))
+    elif exact:
+        clauses.insert(0, column == exact[0])
+    return or_(*clauses)
+
+
+def _sibling(column: ColumnElement, name: str) -> ColumnElement:
+    """Column ``name`` of ``column``'s table: of the same alias, when ``column`` is an alias's."""
+    return column.table.c[name]  # type: ignore[attr-defined]
 
 
 def _exists(

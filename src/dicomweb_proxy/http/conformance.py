@@ -2,13 +2,13 @@
 
 The one description behind the capabilities document the server answers (``OPTIONS {base}``,
 ``GET {base}/capabilities``; PS3.18 8.9, WADL per Appendix H, or JSON) and behind
-``docs/conformance.md`` (``python -m dicomweb_proxy.conformance > docs/conformance.md``; a test
-fails when the committed file differs). Lists that the code already keeps are read from where
-the code uses them: matching keys from the index's search columns, returned attributes from the
-query parser, media types and transfer syntaxes from the negotiation tables and the transcoder.
-The resource list is checked against the application's routes by the tests (every route
-described, every described resource answering). This module describes the HTTP layer, so it
-reads the HTTP layer's tables; only ``http/`` and the command line import it.
+``docs/conformance.md`` (``python -m dicomweb_proxy.http.conformance > docs/conformance.md``;
+a test fails when the committed file differs). Lists that the code already keeps are read from
+where the code uses them: matching keys from the index's search columns, returned attributes from
+the query parser, media types and transfer syntaxes from the negotiation tables and the
+transcoder. The resource list is checked against the application's routes by the tests (every
+route described, every described resource answering). It describes the HTTP layer and reads the
+HTTP layer's tables, so it lives in ``http/``; only ``http/capabilities.py`` imports it.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from xml.sax.saxutils import escape, quoteattr
 
 from pydicom.uid import UID
 
-from .dicom import transcode
-from .dicom import transfer_syntax as ts
-from .dicom.query import MAX_INCLUDEFIELDS, RESERVED, Level, find_attribute, parse_search
-from .dicom.render import RENDERED_MEDIA_TYPES
-from .http.negotiation import (
+from ..dicom import transcode
+from ..dicom import transfer_syntax as ts
+from ..dicom.query import MAX_INCLUDEFIELDS, RESERVED, Level, find_attribute, parse_search
+from ..dicom.render import RENDERED_MEDIA_TYPES
+from ..index.search import COLUMNS, IN_STUDY
+from .negotiation import (
     ALIASES,
     DICOM,
     DICOM_JSON,
@@ -35,7 +36,6 @@ from .http.negotiation import (
     OCTET_STREAM,
     media_type_of,
 )
-from .index.search import COLUMNS, IN_STUDY
 
 WADL = "application/vnd.sun.wadl+xml"
 JSON = "application/json"
@@ -407,10 +407,10 @@ def markdown() -> str:
     out = [
         "# Conformance: what the service offers",
         "",
-        "Generated from `src/dicomweb_proxy/conformance.py` by",
-        "`python -m dicomweb_proxy.conformance > docs/conformance.md`; do not edit by hand (a test",
-        "compares them). The running server answers the same content as a capabilities document",
-        "(PS3.18 8.9): `OPTIONS {base}` or `GET {base}/capabilities` give WADL",
+        "Generated from `src/dicomweb_proxy/http/conformance.py` by",
+        "`python -m dicomweb_proxy.http.conformance > docs/conformance.md`; do not edit by hand",
+        "(a test compares them). The running server answers the same content as a capabilities",
+        "document (PS3.18 8.9): `OPTIONS {base}` or `GET {base}/capabilities` give WADL",
         f"(`{WADL}`, PS3.18 Appendix H) by default, JSON with `Accept: {JSON}`",
         f"(or `?accept={JSON}`); `OPTIONS` on a resource describes that resource alone.",
         "",

@@ -1,0 +1,64 @@
+"""Instance resolution (index/lookup.py) on the imported samples: what it reads from the store."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pydicom
+import pytest
+
+from dicomweb_proxy.index.database import create_index_engine
+from dicomweb_proxy.index.lookup import NotFound, Resolver
+from dicomweb_proxy.stores.local import LocalStore
+
+from .sample_data import ImportedSamples
+
+pytestmark = pytest.mark.parametrize("imported_samples", ["sqlite"], indirect=True)
+
+
+class CountingStore:
+    """The local store, counting metadata reads (on AHI each is a GetImageSetMetadata call)."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self.store = store
+        self.datastore_id = store.datastore_id
+        self.metadata_reads = 0
+
+    def get_image_set_metadata(self, image_set_id: str) -> dict[str, Any]:
+        self.metadata_reads += 1
+        return self.store.get_image_set_metadata(image_set_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_unknown_sop_instance_is_not_found_without_reading_the_series(
+    imported_samples: ImportedSamples,
+):
+    """A random SOP Instance UID used to read and merge the whole series' metadata, every time."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(imported_samples.files[0], stop_before_pixels=True)
+    study, series = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
+    store = CountingStore(LocalStore(imported_samples.data_dir / "store", "local"))
+    engine = create_index_engine(imported_samples.database_url)
+    try:
+        resolver = Resolver(store, engine)  # type: ignore[arg-type]
+        for attempt in range(3):
+            with pytest.raises(NotFound, match=rf"instance 1\.2\.3\.4\.{attempt} not found"):
+                resolver.instance(study, series, f"1.2.3.4.{attempt}")
+        assert store.metadata_reads == 0
+        # A known instance still loads its series once, then comes from the recent map.
+        record = resolver.instance(study, series, str(ds.SOPInstanceUID))
+        assert record.sop_uid == ds.SOPInstanceUID
+        reads = store.metadata_reads
+        assert reads >= 1
+        assert resolver.instance(study, series, str(ds.SOPInstanceUID)) is record
+        with pytest.raises(NotFound):
+            resolver.instance(study, series, "1.2.3.4.9")
+        assert store.metadata_reads == reads
+        with pytest.raises(NotFound):
+            resolver.instance(study, "1.2.3", str(ds.SOPInstanceUID))  # not in that series
+    finally:
+        engine.dispose()
