@@ -55,6 +55,23 @@ def test_frames_are_fetched_once_and_shared(ahi_source: AhiSource, ahi_store: Ah
     assert not list((tmp_path / "frames" / DATASTORE / "tmp").iterdir())
 
 
+def test_caches_of_several_workers_share_one_fetch_per_frame(
+    ahi_source: AhiSource, ahi_store: AhiStore, tmp_path
+):
+    """Server worker processes each have a CachedStore on one folder: a frame one of them is
+    fetching is waited for (a lock file per frame), not fetched again."""
+    workers = [CachedStore(ahi_store, tmp_path, max_bytes=1 << 30) for _ in range(4)]
+    image_set_id, frame_ids = largest_image_set(ahi_source)
+    ahi_source.faults(latency={"GetImageFrame": 0.3})
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(lambda n: workers[n % 4].get_image_frame(image_set_id, frame_ids[0]), range(8))
+        )
+    assert answers == [ahi_source.store.get_image_frame(image_set_id, frame_ids[0])] * 8
+    assert ahi_source.calls()["GetImageFrame"] == 1
+    assert not list((tmp_path / "frames" / DATASTORE / "tmp").iterdir())
+
+
 def test_reading_metadata_prefetches_the_frames(
     ahi_source: AhiSource, ahi_store: AhiStore, tmp_path
 ):

@@ -5,8 +5,11 @@ An AHI frame id always names the same bytes, so frames are cached by id without 
 renamed, so a reader never sees a truncated frame, and shared by every worker process. The cache
 is bounded: once writes add up to a tenth of the bound, the least recently used frames (by
 modification time, touched on each hit) are deleted down to 90% of it. Concurrent requests of one
-frame in a process share one fetch. When an image set's metadata is read its frames are fetched
-in the background, since a viewer asks for every frame of a series next.
+frame share one fetch: threads of a process wait for one leader, and the leaders of the processes
+sharing the folder (server workers) take a lock file per frame, so the second waits for the first
+and reads its copy. Concurrent metadata reads of one image set in a process share one call too.
+When an image set's metadata is read its frames are fetched in the background, since a viewer
+asks for every frame of a series next.
 """
 
 from __future__ import annotations
@@ -16,17 +19,26 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: fetches are shared within each process only
+    fcntl = None  # type: ignore[assignment]
 
 from ..dicom.image_set import iter_instances
 from .base import ImageSetStore, ImageSetSummary
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
+#: Prefetch threads per process, as the reference proxy. With 50 ms per GetImageFrame on 2 cores
+#: (bench/ahi_bench.py), 32 threads loaded a 300-frame series about twice as fast, but delayed
+#: the series metadata answer that starts them by up to 200 ms (they compete for the GIL).
 PREFETCH_WORKERS = 8
 #: Frames waiting for prefetch workers; beyond that, prefetch skips (requests still fetch).
 MAX_QUEUED = 4096
@@ -52,6 +64,7 @@ class CachedStore:
         self._tmp.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._flights: dict[str, Future[bytes]] = {}
+        self._metadata_flights: dict[str, Future[dict[str, Any]]] = {}
         self._prefetched: OrderedDict[str, None] = OrderedDict()
         self._queued = 0
         self._written = 0
@@ -69,7 +82,13 @@ class CachedStore:
         return data
 
     def get_image_set_metadata(self, image_set_id: str) -> dict[str, Any]:
-        metadata = self._store.get_image_set_metadata(image_set_id)
+        # A worker's first frame requests of a series all miss its instance map at once and
+        # each read the metadata: one call serves them (callers treat the document as shared).
+        metadata = self._shared(
+            self._metadata_flights,
+            image_set_id,
+            lambda: self._store.get_image_set_metadata(image_set_id),
+        )
         self._prefetch_frames(image_set_id, metadata)
         return metadata
 
@@ -108,24 +127,67 @@ class CachedStore:
 
     def _fetch(self, image_set_id: str, frame_id: str, path: Path) -> bytes:
         """Fetch one frame from the store, once for all threads asking at the same time."""
+        return self._shared(
+            self._flights, frame_id, lambda: self._fetch_once(image_set_id, frame_id, path)
+        )
+
+    def _fetch_once(self, image_set_id: str, frame_id: str, path: Path) -> bytes:
+        """Fetch and keep one frame, unless another process fetched it while this one waited
+        for the frame's lock."""
+        with self._frame_lock(frame_id):
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                pass
+            data = self._store.get_image_frame(image_set_id, frame_id)
+            self._save(path, data)
+            return data
+
+    @contextmanager
+    def _frame_lock(self, frame_id: str) -> Iterator[None]:
+        """Hold ``tmp/<frame id>.lock`` exclusively: processes sharing the cache fetch a frame
+        one at a time. The kernel releases the lock of a process that dies; the holder removes
+        the file, so a waiter then finds the frame (or, after a failed fetch, fetches itself).
+        Without a usable lock file the frame is fetched anyway."""
+        lock_path = self._tmp / f"{frame_id}.lock"
+        descriptor = None
+        if fcntl is not None:
+            try:
+                descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+            except OSError:  # full or read-only disk, no flock on this file system
+                if descriptor is not None:
+                    with suppress(OSError):
+                        lock_path.unlink()
+                    os.close(descriptor)
+                    descriptor = None
+        try:
+            yield
+        finally:
+            if descriptor is not None:
+                with suppress(OSError):
+                    lock_path.unlink()
+                os.close(descriptor)
+
+    def _shared(self, flights: dict[str, Future[T]], key: str, call: Callable[[], T]) -> T:
+        """*call*'s result, one call for all threads asking for *key* at the same time."""
         with self._lock:
-            flight = self._flights.get(frame_id)
+            flight = flights.get(key)
             leader = flight is None
             if leader:
-                flight = self._flights[frame_id] = Future()
+                flight = flights[key] = Future()
         if not leader:
             return flight.result()
         try:
-            data = self._store.get_image_frame(image_set_id, frame_id)
-            self._save(path, data)
-            flight.set_result(data)
-            return data
+            result = call()
+            flight.set_result(result)
+            return result
         except BaseException as error:
             flight.set_exception(error)
             raise
         finally:
             with self._lock:
-                del self._flights[frame_id]
+                del flights[key]
 
     def _save(self, path: Path, data: bytes) -> None:
         temporary = self._tmp / f"{path.name}.{uuid.uuid4().hex}"
