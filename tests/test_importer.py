@@ -211,6 +211,9 @@ def test_pydicom_files_import(tmp_path):
         report = Importer(services.store, services.index, workers=2).run(find_files([folder]))
     finally:
         services.close()
+    # Frames of instances found present already (pydicom's files share SOP UIDs) are not left
+    # behind in the staging folder.
+    assert list(services.store.staging_dir.iterdir()) == []
     failed = {Path(f.path).name for f in report.failures}
     # Files without the UIDs an image set needs, or whose pixel data pydicom cannot read.
     assert "MR_truncated.dcm" in failed and "CT_small.dcm" not in failed

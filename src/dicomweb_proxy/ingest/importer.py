@@ -120,7 +120,7 @@ class Importer:
             key = image_set_id_for(result.entry.study_uid, result.entry.series_uid)
             batch = pending.setdefault(key, [])
             batch.append(result)
-            pending_bytes += sum(len(blob) for blob in result.frames.values())
+            pending_bytes += _bytes_held(result)
             if len(batch) >= BATCH_INSTANCES:
                 pending_bytes -= self._flush(key, pending.pop(key), report)
             elif pending_bytes > BATCH_BYTES:
@@ -141,11 +141,16 @@ class Importer:
     def _parse_all(
         self, files: list[str], known: frozenset[str]
     ) -> Iterator[ParsedFile | ParseFailure | AlreadyIndexed]:
+        # Workers write frames straight to the store's staging folder when it has one, so frame
+        # bytes never travel through this process.
+        parse_one = partial(
+            parse_file, keep_original=self.keep_original, staging_dir=self.store.staging_dir
+        )
         if self.workers == 1 or len(files) < 4:
             for path in files:
-                yield _parse_unless_known(path, self.keep_original, known)
+                yield _parse_unless_known(path, parse_one, known)
             return
-        parse = partial(_parse_unless_known, keep_original=self.keep_original)
+        parse = partial(_parse_unless_known, parse=parse_one)
         context = multiprocessing.get_context("fork")
         # Workers get the known UIDs once, not with every task; at most IN_FLIGHT_PER_WORKER
         # files per worker are parsed ahead, so parsed frames never pile up in this process.
@@ -164,7 +169,7 @@ class Importer:
 
     def _flush(self, image_set_id: str, batch: list[ParsedFile], report: ImportReport) -> int:
         """Write *batch* as a new version of its image set; return the frame bytes released."""
-        released = sum(len(blob) for parsed in batch for blob in parsed.frames.values())
+        released = sum(_bytes_held(parsed) for parsed in batch)
         while True:
             try:
                 summary = self.store.get_image_set(image_set_id)
@@ -177,6 +182,7 @@ class Importer:
             for parsed in batch:
                 if parsed.entry.sop_uid in present:
                     report.duplicates += 1
+                    parsed.discard_staged_frames()
                 else:
                     present.add(parsed.entry.sop_uid)
                     new.append(parsed)
@@ -247,13 +253,20 @@ def _remember_known(known: frozenset[str]) -> None:
 
 
 def _parse_unless_known(
-    path: str, keep_original: bool, known: frozenset[str] | None = None
+    path: str,
+    parse: Callable[[str], ParsedFile | ParseFailure],
+    known: frozenset[str] | None = None,
 ) -> ParsedFile | ParseFailure | AlreadyIndexed:
     """Parse *path*, but skip encoding frames of an instance the index already holds."""
     known = _known_in_worker if known is None else known
     if known and _peek_sop_uid(path) in known:
         return AlreadyIndexed(path, os.path.getsize(path))
-    return parse_file(path, keep_original=keep_original)
+    return parse(path)
+
+
+def _bytes_held(parsed: ParsedFile) -> int:
+    """Frame bytes a parsed file keeps in memory (staged frames are on disk)."""
+    return sum(len(blob) for blob in parsed.frames.values() if isinstance(blob, bytes))
 
 
 def _peek_sop_uid(path: str) -> str | None:

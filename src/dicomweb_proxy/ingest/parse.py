@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pydicom
 from pydicom.errors import InvalidDicomError
@@ -16,6 +17,7 @@ from pydicom.errors import InvalidDicomError
 from ..dicom.ahi_json import dataset_to_attributes
 from ..dicom.frames import StoredPixels, store_pixels
 from ..dicom.image_set import InstanceEntry
+from ..stores.local import write_staged_file
 
 _REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
@@ -25,7 +27,14 @@ class ParsedFile:
     path: str
     size: int
     entry: InstanceEntry
-    frames: dict[str, bytes] = field(default_factory=dict)
+    #: Frame blobs by id: bytes, or files written to the store's staging folder.
+    frames: dict[str, bytes | Path] = field(default_factory=dict)
+
+    def discard_staged_frames(self) -> None:
+        """Delete this file's staged frames (its instance turned out to be present already)."""
+        for blob in self.frames.values():
+            if isinstance(blob, Path):
+                blob.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -34,8 +43,16 @@ class ParseFailure:
     reason: str
 
 
-def parse_file(path: str, *, keep_original: bool = False) -> ParsedFile | ParseFailure:
-    """Read *path* once and encode its frames; never raises for a bad file."""
+def parse_file(
+    path: str,
+    *,
+    keep_original: bool = False,
+    staging_dir: Path | None = None,
+) -> ParsedFile | ParseFailure:
+    """Read *path* once and encode its frames; never raises for a bad file.
+
+    With *staging_dir*, frames are written there as complete files instead of returned.
+    """
     try:
         size = os.path.getsize(path)
         ds = pydicom.dcmread(path)
@@ -62,18 +79,24 @@ def parse_file(path: str, *, keep_original: bool = False) -> ParsedFile | ParseF
         attributes=attributes,
         vrs=vrs,
     )
-    frames = _attach_frames(entry, pixels) if pixels else {}
+    frames = _attach_frames(entry, pixels, staging_dir) if pixels else {}
     return ParsedFile(path, size, entry, frames)
 
 
-def _attach_frames(entry: InstanceEntry, pixels: StoredPixels) -> dict[str, bytes]:
+def _attach_frames(
+    entry: InstanceEntry, pixels: StoredPixels, staging_dir: Path | None
+) -> dict[str, bytes | Path]:
     """Name each frame, list it in the entry's ImageFrames, and return the blobs by name."""
     entry.attributes.update(pixels.changed_attributes)
     entry.stored_transfer_syntax_uid = pixels.transfer_syntax_uid
-    blobs: dict[str, bytes] = {}
+    blobs: dict[str, bytes | Path] = {}
     for frame in pixels.frames:
         frame_id = uuid.uuid4().hex
-        blobs[frame_id] = frame.data
+        blobs[frame_id] = (
+            write_staged_file(staging_dir, frame_id, frame.data)
+            if staging_dir is not None
+            else frame.data
+        )
         description: dict[str, object] = {"ID": frame_id}
         if frame.checksums:
             description["PixelDataChecksumFromBaseToFullResolution"] = frame.checksums

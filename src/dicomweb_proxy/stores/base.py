@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -61,6 +62,9 @@ class ImageSetStore(Protocol):
     """An AHI-like datastore: image sets of metadata and frame blobs."""
 
     datastore_id: str
+    #: A folder where writers may put frame files to hand to put_image_set (moved, not copied,
+    #: so encoding processes need not send frame bytes to the writer); None: pass bytes.
+    staging_dir: Path | None
 
     def get_image_set_metadata(self, image_set_id: str) -> dict[str, Any]:
         """The SchemaVersion 1.1 document of the image set's current version."""
@@ -78,11 +82,12 @@ class ImageSetStore(Protocol):
         self,
         image_set_id: str,
         metadata: dict[str, Any],
-        frames: Mapping[str, bytes],
+        frames: Mapping[str, bytes | Path],
         *,
         expected_version: int | None = None,
     ) -> ImageSetSummary:
-        """Write a new version of an image set: *frames* are the new frame blobs by id.
+        """Write a new version of an image set: *frames* are the new frame blobs by id, as bytes
+        or as files in :attr:`staging_dir`.
 
         Frames of the previous version that *metadata* still lists are kept. With
         *expected_version*, raise :class:`VersionConflict` if the current version differs

@@ -57,6 +57,7 @@ class CachedStore:
         prefetch_workers: int = PREFETCH_WORKERS,
     ) -> None:
         self.datastore_id = store.datastore_id
+        self.staging_dir = store.staging_dir
         self.max_bytes = max_bytes
         self._store = store
         self._root = Path(cache_dir) / "frames" / store.datastore_id

@@ -45,6 +45,7 @@ class LocalStore:
         self._tmp = self.root / "tmp"
         self._image_sets.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
+        self.staging_dir: Path | None = self._tmp
         self._metadata_cache: SizedLRU[Path, tuple[dict[str, Any], int]] = SizedLRU(
             _METADATA_CACHE_BYTES, size_of=lambda entry: entry[1]
         )
@@ -100,7 +101,7 @@ class LocalStore:
         self,
         image_set_id: str,
         metadata: dict[str, Any],
-        frames: Mapping[str, bytes],
+        frames: Mapping[str, bytes | Path],
         *,
         expected_version: int | None = None,
     ) -> ImageSetSummary:
@@ -117,7 +118,11 @@ class LocalStore:
                     f"image set {image_set_id} is at version {version}, not {expected_version}"
                 )
             for frame_id, data in frames.items():
-                self._write(self.frame_path(image_set_id, frame_id), data)
+                target = self.frame_path(image_set_id, frame_id)
+                if isinstance(data, Path):
+                    os.replace(data, target)  # staged by write_staged_file: already complete
+                else:
+                    self._write(target, data)
             now = datetime.now(UTC).isoformat()
             metadata_name = f"metadata-v{version + 1}.json.gz"
             self._write(directory / metadata_name, gzip.compress(orjson.dumps(metadata), 6))
@@ -157,17 +162,30 @@ class LocalStore:
 
     def _write(self, path: Path, data: bytes) -> None:
         """Write *data* to *path* atomically: to a temporary file first, then rename."""
-        temporary = self._tmp / f"{path.name}.{uuid.uuid4().hex}"
+        temporary = write_staged_file(
+            self._tmp, f"{path.name}.{uuid.uuid4().hex}", data, self.durable
+        )
         try:
-            with open(temporary, "wb") as file:
-                file.write(data)
-                if self.durable:
-                    file.flush()
-                    os.fsync(file.fileno())
             os.replace(temporary, path)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
+
+
+def write_staged_file(staging_dir: Path, name: str, data: bytes, durable: bool = True) -> Path:
+    """Write a complete file under *staging_dir* (synced to disk when *durable*) and return it;
+    a failed write leaves nothing behind."""
+    path = staging_dir / name
+    try:
+        with open(path, "wb") as file:
+            file.write(data)
+            if durable:
+                file.flush()
+                os.fsync(file.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _summary(pointer: dict[str, Any]) -> ImageSetSummary:
