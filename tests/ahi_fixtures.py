@@ -122,6 +122,15 @@ def ahi_store_fixture(ahi_source: AhiSource) -> AhiStore:
     return AhiStore(create_client(REGION, ahi_source.url), DATASTORE, retry=QUICK_RETRY)
 
 
+@pytest.fixture(name="proxy_index")
+def proxy_index_fixture(tmp_path: Path) -> Iterator[Engine]:
+    """The proxy's own (SQLite) index, which sync and the event handler keep equal to AHI."""
+    engine = create_index_engine(f"sqlite:///{tmp_path / 'proxy-index.sqlite'}")
+    upgrade_schema(engine)
+    yield engine
+    engine.dispose()
+
+
 def index_snapshot(engine: Engine) -> dict[str, list[tuple]]:
     """Every index row without surrogate keys and timestamps, foreign keys replaced by the
     natural keys they point at: equal snapshots mean equal indexes."""

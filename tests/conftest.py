@@ -191,4 +191,12 @@ def sample_databases() -> Iterator[_SessionDatabases]:
     databases.drop_all()
 
 
+# --- AWS HealthImaging emulator and store (tests/ahi_fixtures.py) -----------------------------
+from .ahi_fixtures import (  # noqa: E402, F401
+    ahi_sample_files_fixture,
+    ahi_source_fixture,
+    ahi_store_fixture,
+    aws_env_fixture,
+    proxy_index_fixture,
+)
 from .sample_data import imported_samples, sample_files, samples_server  # noqa: E402, F401

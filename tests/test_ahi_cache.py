@@ -12,15 +12,7 @@ from dicomweb_proxy.stores.ahi import AhiStore, RetryPolicy, create_client
 from dicomweb_proxy.stores.base import StoreUnavailable
 from dicomweb_proxy.stores.cached import CachedStore
 
-from .ahi_fixtures import (  # noqa: F401
-    DATASTORE,
-    REGION,
-    AhiSource,
-    ahi_sample_files_fixture,
-    ahi_source_fixture,
-    ahi_store_fixture,
-    aws_env_fixture,
-)
+from .ahi_fixtures import DATASTORE, REGION, AhiSource
 
 
 def frames_of(source: AhiSource, image_set_id: str) -> list[str]:

@@ -11,23 +11,14 @@ import pytest
 from sqlalchemy import Engine
 
 from dicomweb_proxy.cli import main
-from dicomweb_proxy.index.database import create_index_engine, upgrade_schema
+from dicomweb_proxy.index.database import create_index_engine
 from dicomweb_proxy.ingest import ahi_events
 from dicomweb_proxy.ingest.ahi_events import handle_events
 from dicomweb_proxy.ingest.ahi_sync import sync_index
 from dicomweb_proxy.samples import generate_ct_series
 from dicomweb_proxy.stores.ahi import AhiStore
 
-from .ahi_fixtures import (  # noqa: F401
-    DATASTORE,
-    REGION,
-    AhiSource,
-    ahi_sample_files_fixture,
-    ahi_source_fixture,
-    ahi_store_fixture,
-    aws_env_fixture,
-    index_snapshot,
-)
+from .ahi_fixtures import DATASTORE, REGION, AhiSource, index_snapshot
 
 
 def event(detail_type: str, image_set_id: str, datastore_id: str = DATASTORE) -> dict[str, Any]:
@@ -64,14 +55,6 @@ def sqs_batch(*events: Any) -> dict[str, Any]:
 def new_series(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("event-series")
     return generate_ct_series(folder, n_studies=1, slices=4, size=64, seed=12)
-
-
-@pytest.fixture
-def proxy_index(tmp_path: Path) -> Engine:
-    engine = create_index_engine(f"sqlite:///{tmp_path / 'proxy-index.sqlite'}")
-    upgrade_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 def outcomes(results) -> list[str]:

@@ -12,14 +12,7 @@ import pytest
 
 from dicomweb_proxy.cli import main
 
-from .ahi_fixtures import (  # noqa: F401
-    DATASTORE,
-    REGION,
-    AhiSource,
-    ahi_sample_files_fixture,
-    ahi_source_fixture,
-    aws_env_fixture,
-)
+from .ahi_fixtures import DATASTORE, REGION, AhiSource
 from .live_server import live_server
 
 AHI_FLAGS = ("--store", "ahi", "--datastore-id", DATASTORE, "--aws-region", REGION)
@@ -87,7 +80,10 @@ def test_ahi_failures_become_404_502_and_503(servers: Servers):
     source = servers.source
 
     source.faults(errors=[{"error": "ThrottlingException", "operations": ["GetImageSetMetadata"]}])
-    answer = httpx.get(f"{servers.ahi}/studies/{throttled[0]}/series/{throttled[1]}/metadata")
+    # The store retries throttling with backoff (about 6 s of waits) before it gives up with 503.
+    answer = httpx.get(
+        f"{servers.ahi}/studies/{throttled[0]}/series/{throttled[1]}/metadata", timeout=30
+    )
     assert answer.status_code == 503
     assert int(answer.headers["Retry-After"]) >= 1
 

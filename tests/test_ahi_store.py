@@ -18,16 +18,7 @@ from dicomweb_proxy.stores.base import (
     StoreUnavailable,
 )
 
-from .ahi_fixtures import (  # noqa: F401
-    DATASTORE,
-    QUICK_RETRY,
-    REGION,
-    AhiSource,
-    ahi_sample_files_fixture,
-    ahi_source_fixture,
-    ahi_store_fixture,
-    aws_env_fixture,
-)
+from .ahi_fixtures import DATASTORE, QUICK_RETRY, REGION, AhiSource
 
 
 def first_frame(store, image_set_id: str) -> str | None:

@@ -8,22 +8,13 @@ import pytest
 from sqlalchemy import Engine
 
 from dicomweb_proxy.cli import main
-from dicomweb_proxy.index.database import create_index_engine, upgrade_schema
+from dicomweb_proxy.index.database import create_index_engine
 from dicomweb_proxy.ingest.ahi_sync import indexed_versions, sync_index
 from dicomweb_proxy.samples import generate_ct_series
 from dicomweb_proxy.stores import ahi
 from dicomweb_proxy.stores.ahi import AhiStore
 
-from .ahi_fixtures import (  # noqa: F401
-    DATASTORE,
-    REGION,
-    AhiSource,
-    ahi_sample_files_fixture,
-    ahi_source_fixture,
-    ahi_store_fixture,
-    aws_env_fixture,
-    index_snapshot,
-)
+from .ahi_fixtures import DATASTORE, REGION, AhiSource, index_snapshot
 
 
 @pytest.fixture(scope="session")
@@ -31,14 +22,6 @@ def new_series(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Six instances of one series that is not among the samples."""
     folder = tmp_path_factory.mktemp("new-series")
     return generate_ct_series(folder, n_studies=1, slices=6, size=64, seed=11)
-
-
-@pytest.fixture
-def proxy_index(tmp_path: Path) -> Engine:
-    engine = create_index_engine(f"sqlite:///{tmp_path / 'proxy-index.sqlite'}")
-    upgrade_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_sync_indexes_creates_updates_and_deletes(
