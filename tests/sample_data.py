@@ -77,3 +77,13 @@ def imported_samples(
 def samples_server(imported_samples: ImportedSamples) -> Iterator[str]:
     with live_server(imported_samples.data_dir, database_url=imported_samples.database_url) as base:
         yield base
+
+
+def url(ds: Any, level: str = "instance") -> str:
+    """The path of *ds*'s study, series or instance below the DICOMweb base URL."""
+    path = f"/studies/{ds.StudyInstanceUID}"
+    if level in ("series", "instance"):
+        path += f"/series/{ds.SeriesInstanceUID}"
+    if level == "instance":
+        path += f"/instances/{ds.SOPInstanceUID}"
+    return path

@@ -18,6 +18,7 @@ from pydicom.pixels import apply_color_lut
 
 from dicomweb_proxy.dicom.render import Window
 
+from .sample_data import url
 from .test_render import assert_same, reference_grey, source_pixels
 
 
@@ -42,15 +43,6 @@ class Server:
     def series_files(self, ds: Dataset) -> list[Dataset]:
         members = [f for f in self.files.values() if f.SeriesInstanceUID == ds.SeriesInstanceUID]
         return sorted(members, key=lambda f: int(f.InstanceNumber or 0))
-
-
-def url(ds: Dataset, level: str = "instance") -> str:
-    path = f"/studies/{ds.StudyInstanceUID}"
-    if level in ("series", "instance"):
-        path += f"/series/{ds.SeriesInstanceUID}"
-    if level == "instance":
-        path += f"/instances/{ds.SOPInstanceUID}"
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from dicomweb_proxy.dicom.part10 import IMPLEMENTATION_CLASS_UID
 from dicomweb_proxy.ingest.importer import image_set_id_for
 from dicomweb_proxy.stores.local import LocalStore
 
-from .sample_data import ImportedSamples
+from .sample_data import ImportedSamples, url
 from .test_ahi_json import assert_same_elements
 from .test_frames import source_frames
 
@@ -78,15 +78,6 @@ def server(imported_samples: ImportedSamples, samples_server: str) -> Iterator[S
     store = LocalStore(imported_samples.data_dir / "store", "local")
     with httpx.Client(timeout=60) as http:
         yield Server(samples_server, http, DICOMwebClient(samples_server), store, sources)
-
-
-def url(ds: Dataset, level: str = "instance") -> str:
-    path = f"/studies/{ds.StudyInstanceUID}"
-    if level in ("series", "instance"):
-        path += f"/series/{ds.SeriesInstanceUID}"
-    if level == "instance":
-        path += f"/instances/{ds.SOPInstanceUID}"
-    return path
 
 
 def with_pixels(server: Server) -> list[tuple[Dataset, list[np.ndarray]]]:
