@@ -218,3 +218,35 @@ def test_pydicom_files_import(tmp_path):
     # Files without the UIDs an image set needs, or whose pixel data pydicom cannot read.
     assert "MR_truncated.dcm" in failed and "CT_small.dcm" not in failed
     assert report.imported + report.duplicates + len(failed) == len(bundled_files())
+
+
+def test_small_batches_commit_during_the_run(tmp_path, sample_files, monkeypatch):
+    """The in-memory bound counts staged frames too: with a tiny bound every file is its own
+    image-set version, written while the run goes on."""
+    monkeypatch.setattr("dicomweb_proxy.ingest.importer.BATCH_BYTES", 1)
+    ct = sorted(p for p in sample_files if read(p).Modality == "CT")
+    series_uid = read(ct[0]).SeriesInstanceUID
+    series = [p for p in ct if read(p).SeriesInstanceUID == series_uid][:3]
+    services = open_test_services(tmp_path)
+    try:
+        Importer(services.store, services.index, workers=1).run(series)
+        ds = read(series[0])
+        image_set = image_set_id_for(str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID))
+        assert services.store.get_image_set(image_set).version == 3
+    finally:
+        services.close()
+
+
+def test_a_failed_run_leaves_no_staged_frames(tmp_path, sample_files, monkeypatch):
+    services = open_test_services(tmp_path)
+
+    def index_down(*args, **kwargs):
+        raise RuntimeError("index unavailable")
+
+    monkeypatch.setattr("dicomweb_proxy.ingest.importer.index_image_set", index_down)
+    try:
+        with pytest.raises(RuntimeError):
+            Importer(services.store, services.index, workers=2).run(sample_files)
+        assert list(services.store.staging_dir.iterdir()) == []
+    finally:
+        services.close()

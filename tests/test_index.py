@@ -544,3 +544,25 @@ def test_an_older_version_never_replaces_a_newer_one(index_engine):
     assert _index(index_engine, _document([_ct_series(count=2)]), version=1) is None
     assert _dump(index_engine) == before
     assert len(_rows(index_engine, "instance")) == 5
+
+
+def test_an_older_version_waits_for_a_newer_one_of_a_new_image_set(index_engine):
+    """Two writers of a new image set (no study row to lock yet): the one with the older
+    version waits for the newer one's transaction, then changes nothing."""
+    newer = _document([_ct_series(count=5)])
+    older = _document([_ct_series(count=2)])
+    outcome: list[Any] = []
+    with begin_write(index_engine) as connection:
+        index_image_set(
+            connection, datastore_id=DATASTORE, image_set_id=IMAGE_SET_A, version=2, metadata=newer
+        )
+        writer = threading.Thread(
+            target=lambda: outcome.append(_index(index_engine, older, version=1))
+        )
+        writer.start()
+        writer.join(timeout=1)  # it waits on this open transaction
+    writer.join()
+    assert outcome == [None]
+    (row,) = _rows(index_engine, "imageset")
+    assert row.version == 2
+    assert len(_rows(index_engine, "instance")) == 5

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 
-_SINGLE_RANGE = re.compile(r"\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*", re.IGNORECASE)
+# Possessive quantifiers: a header of many spaces must not make the match backtrack (it runs on
+# the event loop).
+_SINGLE_RANGE = re.compile(r"\s*+bytes\s*+=\s*+([0-9]*+)\s*+-\s*+([0-9]*+)\s*+", re.IGNORECASE)
 #: Positions with more digits than this are past the end of any payload.
 _MAX_DIGITS = 18
 _BEYOND = 10**_MAX_DIGITS

@@ -98,12 +98,10 @@ def index_image_set(
     # Writers of one study take turns (the row lock lasts until commit), so the counts each
     # recomputes include the rows the others wrote. A new study is locked by its insert.
     _lock(connection, study, study.c.studyinstanceuid == document.study_uid)
-    indexed_version = connection.scalar(
-        select(imageset.c.version).where(
-            imageset.c.imagesetid == image_set_id, imageset.c.datastoreid == datastore_id
-        )
+    indexed_version = _claim_image_set(
+        connection, {"imagesetid": image_set_id, "datastoreid": datastore_id}
     )
-    if indexed_version is not None and indexed_version > version:
+    if indexed_version > version:
         return None
     issuer_pkey = _upsert(connection, issuer, document.issuer_key, {})[0]
     patient_pkey, _, changed = _upsert(
@@ -524,6 +522,25 @@ def _upsert(
     if changes:
         connection.execute(update(table).where(pkey == current[pkey.name]).values(changes))
     return current[pkey.name], row, bool(changes)
+
+
+def _claim_image_set(connection: Connection, key: Mapping[str, Any]) -> int:
+    """Lock the image set's row until commit and return the version it records (0 if new).
+
+    A missing row is inserted as a placeholder first, so two writers of a new image set also
+    take turns: the second waits on the first's insert and then reads the version it wrote.
+    """
+    where = [imageset.c[name] == value for name, value in key.items()]
+    locked = select(imageset.c.version).where(*where).with_for_update()
+    version = connection.scalar(locked)
+    if version is not None:
+        return version
+    try:
+        with connection.begin_nested():
+            connection.execute(insert(imageset).values({**key, "version": 0, "isprimary": False}))
+        return 0
+    except IntegrityError:
+        return connection.scalar(locked)
 
 
 def _lock(connection: Connection, table: Table, condition: ColumnElement[bool]) -> None:

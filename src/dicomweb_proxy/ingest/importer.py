@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import shutil
 import sys
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -105,32 +107,47 @@ class Importer:
         started = time.perf_counter()
         report = ImportReport()
         known = self._indexed_sop_uids()
+        staging = self._run_staging_dir()
         pending: dict[str, list[ParsedFile]] = {}
         pending_bytes = 0
-        for result in self._parse_all([str(f) for f in files], known):
-            if progress:
-                progress(1)
-            if isinstance(result, ParseFailure):
-                report.failures.append(result)
-                continue
-            report.bytes_read += result.size
-            if isinstance(result, AlreadyIndexed):
-                report.duplicates += 1
-                continue
-            key = image_set_id_for(result.entry.study_uid, result.entry.series_uid)
-            batch = pending.setdefault(key, [])
-            batch.append(result)
-            pending_bytes += _bytes_held(result)
-            if len(batch) >= BATCH_INSTANCES:
-                pending_bytes -= self._flush(key, pending.pop(key), report)
-            elif pending_bytes > BATCH_BYTES:
-                for image_set_id in list(pending):
-                    self._flush(image_set_id, pending.pop(image_set_id), report)
-                pending_bytes = 0
-        for image_set_id, batch in pending.items():
-            self._flush(image_set_id, batch, report)
+        try:
+            for result in self._parse_all([str(f) for f in files], known, staging):
+                if progress:
+                    progress(1)
+                if isinstance(result, ParseFailure):
+                    report.failures.append(result)
+                    continue
+                report.bytes_read += result.size
+                if isinstance(result, AlreadyIndexed):
+                    report.duplicates += 1
+                    continue
+                key = image_set_id_for(result.entry.study_uid, result.entry.series_uid)
+                batch = pending.setdefault(key, [])
+                batch.append(result)
+                pending_bytes += result.frame_bytes
+                if len(batch) >= BATCH_INSTANCES:
+                    pending_bytes -= self._flush(key, pending.pop(key), report)
+                elif pending_bytes > BATCH_BYTES:
+                    for image_set_id in list(pending):
+                        self._flush(image_set_id, pending.pop(image_set_id), report)
+                    pending_bytes = 0
+            for image_set_id in list(pending):
+                self._flush(image_set_id, pending.pop(image_set_id), report)
+        finally:
+            if staging is not None:
+                # Empty after a complete run; after a failure it holds the frames of unwritten
+                # instances, which nothing references.
+                shutil.rmtree(staging, ignore_errors=True)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _run_staging_dir(self) -> Path | None:
+        """A folder of this run's own in the store's staging area (removed when the run ends)."""
+        if self.store.staging_dir is None:
+            return None
+        folder = self.store.staging_dir / f"import-{uuid.uuid4().hex}"
+        folder.mkdir()
+        return folder
 
     def _indexed_sop_uids(self) -> frozenset[str]:
         """SOP Instance UIDs already indexed, so workers skip encoding their frames."""
@@ -139,13 +156,11 @@ class Importer:
             return frozenset(row[0] for row in rows)
 
     def _parse_all(
-        self, files: list[str], known: frozenset[str]
+        self, files: list[str], known: frozenset[str], staging: Path | None
     ) -> Iterator[ParsedFile | ParseFailure | AlreadyIndexed]:
         # Workers write frames straight to the store's staging folder when it has one, so frame
         # bytes never travel through this process.
-        parse_one = partial(
-            parse_file, keep_original=self.keep_original, staging_dir=self.store.staging_dir
-        )
+        parse_one = partial(parse_file, keep_original=self.keep_original, staging_dir=staging)
         if self.workers == 1 or len(files) < 4:
             for path in files:
                 yield _parse_unless_known(path, parse_one, known)
@@ -169,7 +184,7 @@ class Importer:
 
     def _flush(self, image_set_id: str, batch: list[ParsedFile], report: ImportReport) -> int:
         """Write *batch* as a new version of its image set; return the frame bytes released."""
-        released = sum(_bytes_held(parsed) for parsed in batch)
+        released = sum(parsed.frame_bytes for parsed in batch)
         while True:
             try:
                 summary = self.store.get_image_set(image_set_id)
@@ -179,36 +194,34 @@ class Importer:
             entries = list(iter_instances(metadata)) if metadata else []
             present = {entry.sop_uid for entry in entries}
             new: list[ParsedFile] = []
+            duplicates: list[ParsedFile] = []
             for parsed in batch:
-                if parsed.entry.sop_uid in present:
-                    report.duplicates += 1
-                    parsed.discard_staged_frames()
-                else:
-                    present.add(parsed.entry.sop_uid)
-                    new.append(parsed)
-            if not new:
-                if summary is not None:
-                    self._index_if_behind(image_set_id, summary.version, metadata)
-                return released
-            metadata = build_metadata(
-                self.store.datastore_id,
-                image_set_id,
-                entries + [parsed.entry for parsed in new],
-            )
-            frames = {fid: blob for parsed in new for fid, blob in parsed.frames.items()}
-            try:
-                written = self.store.put_image_set(
+                (duplicates if parsed.entry.sop_uid in present else new).append(parsed)
+                present.add(parsed.entry.sop_uid)
+            if new:
+                metadata = build_metadata(
+                    self.store.datastore_id,
                     image_set_id,
-                    metadata,
-                    frames,
-                    expected_version=summary.version if summary else 0,
+                    entries + [parsed.entry for parsed in new],
                 )
-            except VersionConflict:
-                # Another importer wrote this series meanwhile: count again from its version.
-                report.duplicates -= len(batch) - len(new)
-                continue
-            self._index(image_set_id, written.version, metadata)
-            report.imported += len(new)
+                frames = {fid: blob for parsed in new for fid, blob in parsed.frames.items()}
+                try:
+                    written = self.store.put_image_set(
+                        image_set_id,
+                        metadata,
+                        frames,
+                        expected_version=summary.version if summary else 0,
+                    )
+                except VersionConflict:
+                    continue  # another importer wrote this series meanwhile: start from its version
+                self._index(image_set_id, written.version, metadata)
+                report.imported += len(new)
+            elif summary is not None:
+                self._index_if_behind(image_set_id, summary.version, metadata)
+            # Only now: until the version is written, a "present" instance may still vanish.
+            for parsed in duplicates:
+                parsed.discard_staged_frames()
+            report.duplicates += len(duplicates)
             return released
 
     def _index(self, image_set_id: str, version: int, metadata: dict) -> None:
@@ -262,11 +275,6 @@ def _parse_unless_known(
     if known and _peek_sop_uid(path) in known:
         return AlreadyIndexed(path, os.path.getsize(path))
     return parse(path)
-
-
-def _bytes_held(parsed: ParsedFile) -> int:
-    """Frame bytes a parsed file keeps in memory (staged frames are on disk)."""
-    return sum(len(blob) for blob in parsed.frames.values() if isinstance(blob, bytes))
 
 
 def _peek_sop_uid(path: str) -> str | None:

@@ -29,6 +29,8 @@ class ParsedFile:
     entry: InstanceEntry
     #: Frame blobs by id: bytes, or files written to the store's staging folder.
     frames: dict[str, bytes | Path] = field(default_factory=dict)
+    #: Their total size, wherever they are.
+    frame_bytes: int = 0
 
     def discard_staged_frames(self) -> None:
         """Delete this file's staged frames (its instance turned out to be present already)."""
@@ -80,7 +82,9 @@ def parse_file(
         vrs=vrs,
     )
     frames = _attach_frames(entry, pixels, staging_dir) if pixels else {}
-    return ParsedFile(path, size, entry, frames)
+    return ParsedFile(
+        path, size, entry, frames, sum(len(f.data) for f in pixels.frames) if pixels else 0
+    )
 
 
 def _attach_frames(
