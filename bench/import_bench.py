@@ -23,7 +23,7 @@ import pydicom
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dicomweb_proxy.config import load_settings
-from dicomweb_proxy.ingest.importer import Importer, find_files
+from dicomweb_proxy.ingest.importer import Importer, ImportReport, find_files
 from dicomweb_proxy.samples import generate_ct_series
 from dicomweb_proxy.services import open_services
 from tests.pydicom_files import bundled_files
@@ -39,18 +39,13 @@ def single_core_ceiling(files: list[Path], sample: int = 40) -> float:
     return len(chosen) / (time.perf_counter() - started)
 
 
-def timed_import(files: list[Path], data_dir: Path, jobs: int) -> tuple[float, float, int]:
+def import_folder(folder: Path, data_dir: Path, jobs: int) -> ImportReport:
+    """Import every file under *folder* into a new data folder, as `dicomweb-proxy import`."""
     services = open_services(load_settings({"data_dir": data_dir}, environ={}))
     try:
-        report = Importer(services.store, services.index, workers=jobs).run(files)
+        return Importer(services.store, services.index, workers=jobs).run(find_files([folder]))
     finally:
         services.close()
-    assert report.ok, report.failures[:3]
-    return (
-        report.imported / report.seconds,
-        report.bytes_read / 1e6 / report.seconds,
-        report.imported,
-    )
 
 
 def main() -> None:
@@ -65,8 +60,11 @@ def main() -> None:
         source = work / "ct"
         files = generate_ct_series(source, n_studies=args.studies, slices=args.slices)
         ceiling = single_core_ceiling(files) * args.jobs
-        rate, megabytes, count = timed_import(find_files([source]), work / "data-ct", args.jobs)
-        print(f"CT 512x512 int16, {count} instances, {args.jobs} jobs")
+        report = import_folder(source, work / "data-ct", args.jobs)
+        assert report.ok, report.failures[:3]
+        rate = report.imported / report.seconds
+        megabytes = report.bytes_read / 1e6 / report.seconds
+        print(f"CT 512x512 int16, {report.imported} instances, {args.jobs} jobs")
         print(f"  import            {rate:8.1f} instances/s {megabytes:7.1f} MB/s")
         print(f"  ceiling (read+encode x {args.jobs} cores) {ceiling:8.1f} files/s")
         print(f"  import / ceiling  {rate / ceiling:8.0%}")
@@ -74,13 +72,7 @@ def main() -> None:
         bundled.mkdir()
         for path in bundled_files():
             shutil.copy(path, bundled / path.name)
-        services = open_services(load_settings({"data_dir": work / "data-pyd"}, environ={}))
-        try:
-            report = Importer(services.store, services.index, workers=args.jobs).run(
-                find_files([bundled])
-            )
-        finally:
-            services.close()
+        report = import_folder(bundled, work / "data-pyd", args.jobs)
         print(f"pydicom bundled files, {len(find_files([bundled]))} files")
         print(f"  {report.summary()}")
     finally:

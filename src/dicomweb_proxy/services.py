@@ -50,4 +50,4 @@ def open_store(settings: Settings, *, cache_frames: bool = True) -> ImageSetStor
         if not cache_frames or not settings.frame_cache_mb:
             return store
         return CachedStore(store, settings.cache_dir, max_bytes=settings.frame_cache_mb << 20)
-    return LocalStore(settings.store_root, settings.datastore_id, durable=True)
+    return LocalStore(settings.store_root, settings.datastore_id)

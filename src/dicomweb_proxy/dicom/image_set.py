@@ -14,7 +14,6 @@ from .ahi_json import VRS_KEY
 from .levels import LEVEL_OF_KEYWORD
 
 SCHEMA_VERSION = "1.1"
-_LEVELS = ("Patient", "Study", "Series")
 
 
 @dataclass
@@ -79,10 +78,10 @@ def _instance_order(entry: InstanceEntry) -> tuple[str, int, str]:
 
 def _shared_level_attributes(instances: Sequence[InstanceEntry]) -> dict[str, dict[str, Any]]:
     """Patient and study attributes that every instance holds with the same value."""
-    shared: dict[str, dict[str, Any]] = {level: {} for level in _LEVELS}
+    shared: dict[str, dict[str, Any]] = {"Patient": {}, "Study": {}}
     for keyword, value in _common_attributes(instances).items():
         level = LEVEL_OF_KEYWORD[keyword]
-        if level != "Series":
+        if level in shared:
             shared[level][keyword] = value
     return shared
 
