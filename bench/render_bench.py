@@ -54,7 +54,7 @@ def in_process(data_dir: Path, uids: list[tuple[str, str, str]], viewport) -> li
     """render.render alone (stored frame already read), per instance."""
     services = open_services(load_settings({"data_dir": data_dir}, environ={}))
     try:
-        resolver = Resolver(services.store, services.index)
+        resolver = Resolver(services.store, services.reader)
         times = []
         for key in uids:
             record = resolver.instance(*key)

@@ -18,13 +18,13 @@ from dicomweb_proxy.dicom.transfer_syntax import HTJ2K_LOSSLESS_RPCL
 from dicomweb_proxy.index import schema
 from dicomweb_proxy.index.database import (
     begin_write,
-    check_index,
     create_index_engine,
     head_revision,
     run_write,
     schema_revision,
     upgrade_schema,
 )
+from dicomweb_proxy.index.reader import IndexReader
 from dicomweb_proxy.index.writer import (
     IndexedImageSet,
     index_image_set,
@@ -130,7 +130,7 @@ def test_upgrade_is_idempotent_and_reports_the_revision(index_url):
         upgrade_schema(engine)
         assert schema_revision(engine) == head_revision()
         assert set(inspect(engine).get_table_names()) >= TABLES
-        check_index(engine)
+        IndexReader(engine).check()
     finally:
         engine.dispose()
 

@@ -10,6 +10,7 @@ import pytest
 
 from dicomweb_proxy.index.database import create_index_engine
 from dicomweb_proxy.index.lookup import NotFound, Resolver
+from dicomweb_proxy.index.reader import IndexReader
 from dicomweb_proxy.stores.local import LocalStore
 
 from .sample_data import ImportedSamples
@@ -44,7 +45,7 @@ def test_unknown_sop_instance_is_not_found_without_reading_the_series(
     store = CountingStore(LocalStore(imported_samples.data_dir / "store", "local"))
     engine = create_index_engine(imported_samples.database_url)
     try:
-        resolver = Resolver(store, engine)  # type: ignore[arg-type]
+        resolver = Resolver(store, IndexReader(engine))  # type: ignore[arg-type]
         for attempt in range(3):
             with pytest.raises(NotFound, match=rf"instance 1\.2\.3\.4\.{attempt} not found"):
                 resolver.instance(study, series, f"1.2.3.4.{attempt}")

@@ -231,6 +231,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         )
     services = open_services(settings)
     try:
+        services.require_writable_index("import")
         files = find_files(args.paths)
         missing = [path for path in args.paths if not path.exists()]
         for path in missing:
@@ -255,20 +256,20 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    """Create or upgrade the index schema, or print its revision."""
-    from .db_secret import index_url
-    from .index.database import create_index_engine, schema_revision, upgrade_schema
+    """Create or upgrade the index schema, or print its revision. A database in the companion
+    metadata-index layout is reported as such and never changed."""
+    from .index.database import schema_revision
+    from .services import open_services
 
-    settings = _settings(args)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_index_engine(index_url(settings))
+    services = open_services(_settings(args), upgrade=args.action == "upgrade")
     try:
-        if args.action == "upgrade":
-            upgrade_schema(engine)
-        revision = schema_revision(engine)
+        if services.reader.layout.writable:
+            revision = f"revision {schema_revision(services.index) or 'none'}"
+        else:
+            revision = "metadata-index layout, read only"
     finally:
-        engine.dispose()
-    print(f"index {engine.url.render_as_string(hide_password=True)}: revision {revision or 'none'}")
+        services.close()
+    print(f"index {services.index.url.render_as_string()}: {revision}")
     return 0
 
 
@@ -281,6 +282,7 @@ def cmd_index_sync(args: argparse.Namespace) -> int:
 
     services = open_services(_settings(args), cache_frames=False)
     try:
+        services.require_writable_index("sync the index")
         report = sync_index(services.store, services.index)
     finally:
         services.close()
@@ -307,6 +309,7 @@ def cmd_index_event(args: argparse.Namespace) -> int:
         return 1
     services = open_services(_settings(args), cache_frames=False)
     try:
+        services.require_writable_index("apply image-set events")
         results = handle_events(document, services.store, services.index)
     finally:
         services.close()
@@ -331,6 +334,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         generate_sample_studies(samples)
     services = open_services(settings)
     try:
+        services.require_writable_index("import the samples")
         report = Importer(services.store, services.index).run(find_files([samples]))
     finally:
         services.close()

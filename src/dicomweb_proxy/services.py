@@ -6,22 +6,40 @@ the command line receive what this returns.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from .config import Settings
+from .config import ConfigError, Settings
 from .db_secret import index_url
 from .index.database import create_index_engine, upgrade_schema
+from .index.layout import LayoutError, detect_layout
+from .index.reader import IndexReader
 from .stores.base import ImageSetStore
 from .stores.local import LocalStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class Services:
     settings: Settings
     store: ImageSetStore
+    #: The index database, for its writers (importer, AHI sync and events).
     index: Engine
+    #: The index as the HTTP layer reads it, whatever its layout.
+    reader: IndexReader
+
+    def require_writable_index(self, task: str) -> None:
+        """ConfigError unless the index is ours to write: the metadata-index layout is kept by
+        its own indexer (and read here with a read-only user)."""
+        if not self.reader.layout.writable:
+            raise ConfigError(
+                f"cannot {task}: the index database ({self.index.url.render_as_string()}) holds"
+                " the metadata-index layout, which this server only reads; its own indexer"
+                " keeps it current"
+            )
 
     def close(self) -> None:
         self.index.dispose()
@@ -30,14 +48,22 @@ class Services:
 def open_services(
     settings: Settings, *, upgrade: bool = True, cache_frames: bool = True
 ) -> Services:
-    """Open the configured store and index; create or upgrade the index schema if asked.
-    Without *cache_frames* (index maintenance) an AHI store has no frame cache nor prefetch."""
+    """Open the configured store and index; create or upgrade the index schema if asked (an
+    index in the metadata-index layout is only read, never changed). Without *cache_frames*
+    (index maintenance) an AHI store has no frame cache nor prefetch."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_index_engine(index_url(settings))
-    if upgrade:
+    try:
+        layout = detect_layout(engine)
+    except LayoutError as error:
+        engine.dispose()
+        raise ConfigError(f"index database {engine.url.render_as_string()}: {error}") from None
+    if upgrade and layout.writable:
         upgrade_schema(engine)
+    elif upgrade:
+        log.info("index %s: metadata-index layout, read only", engine.url.render_as_string())
     store = open_store(settings, cache_frames=cache_frames)
-    return Services(settings=settings, store=store, index=engine)
+    return Services(settings, store, engine, IndexReader(engine, layout))
 
 
 def open_store(settings: Settings, *, cache_frames: bool = True) -> ImageSetStore:

@@ -144,7 +144,7 @@ def retrieval(request: Request) -> Retrieval:
     if found is None:
         services: Services = state.services
         found = Retrieval(
-            Resolver(services.store, services.index), FrameSource(services.store), MetadataCache()
+            Resolver(services.store, services.reader), FrameSource(services.store), MetadataCache()
         )
         state.retrieval = found
     return found

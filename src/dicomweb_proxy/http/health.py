@@ -6,13 +6,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..index.database import check_index
 from ..services import Services
 
 
 async def health(request: Request) -> Response:
     services: Services = request.app.state.services
-    checks = {"index": _check(check_index, services.index), "store": _check(services.store.check)}
+    checks = {"index": _check(services.reader.check), "store": _check(services.store.check)}
     results = {name: await run_in_threadpool(check) for name, check in checks.items()}
     healthy = all(result == "ok" for result in results.values())
     return JSONResponse(

@@ -9,14 +9,12 @@ from __future__ import annotations
 import dataclasses
 
 import orjson
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..dicom.query import Level, QueryError, SearchQuery, parse_search
-from ..index.search import SearchPage, search
+from ..dicom.query import Level, QueryError, parse_search
 from .errors import error_response
 from .negotiation import DICOM_JSON, Offer, acceptable, negotiate
 from .urls import service_base_url
@@ -44,7 +42,7 @@ async def _search(request: Request, level: Level) -> Response:
         page_size = services.settings.max_page_size
         limit = page_size if query.limit is None else min(query.limit, page_size)
         page = await run_in_threadpool(
-            _run, services.index, dataclasses.replace(query, limit=limit)
+            services.reader.search, dataclasses.replace(query, limit=limit)
         )
     except QueryError as error:
         return error_response(400, str(error))
@@ -57,11 +55,6 @@ async def _search(request: Request, level: Level) -> Response:
         dataset["00081190"] = {"vr": "UR", "Value": [_retrieve_url(base, level, dataset)]}
     body = orjson.dumps(page.datasets, option=orjson.OPT_SORT_KEYS)
     return Response(body, media_type=offer.media_type, headers=headers)
-
-
-def _run(engine: Engine, query: SearchQuery) -> SearchPage:
-    with engine.connect() as connection:
-        return search(connection, query)
 
 
 def _retrieve_url(base: str, level: Level, dataset: dict[str, dict]) -> str:

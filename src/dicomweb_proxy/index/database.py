@@ -17,8 +17,6 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from .schema import study
-
 T = TypeVar("T")
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _WRITE_OPTION = "dicomweb_proxy_write"
@@ -109,12 +107,6 @@ def schema_revision(engine: Engine) -> str | None:
     """The index's Alembic revision, None before the first upgrade."""
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
-
-
-def check_index(engine: Engine) -> None:
-    """Raise unless the index answers a query (for health checks): one single-row indexed read."""
-    with engine.connect() as connection:
-        connection.execute(select(study.c.study_pkey).limit(1)).all()
 
 
 def head_revision() -> str:

@@ -12,14 +12,18 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Integer, cast, select
 
 from ..dicom import transfer_syntax as ts
 from ..dicom.image_set import merged_instance_attributes
 from ..stores.base import ImageSetNotFound, ImageSetStore
+from .layout import Layout
 from .schema import imageset, instance, series, study
+
+if TYPE_CHECKING:
+    from .reader import IndexReader
 
 InstanceKey = tuple[str, str, str]
 """(Study Instance UID, Series Instance UID, SOP Instance UID)."""
@@ -55,26 +59,31 @@ class Plan:
 
     uids: tuple[str, str | None, str | None]
     rows: list[tuple[str, str, str]]
-    versions: dict[str, int]
+    versions: dict[str, int | None]
 
 
 def locate(
-    engine: Engine,
+    connection: Connection,
+    layout: Layout,
     datastore_id: str,
     study_uid: str,
     series_uid: str | None = None,
     sop_uid: str | None = None,
-) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
+) -> tuple[list[tuple[str, str, str]], dict[str, int | None]]:
     """(image set id, Series Instance UID, SOP Instance UID) of every indexed instance the UIDs
-    name, ordered by series and instance number, and the indexed version of each image set.
-    UIDs must be consistent: an instance not in the given series (or a series not in the given
-    study) matches nothing."""
+    name, ordered by series and instance number, and the indexed version of each image set
+    (None when the layout does not keep versions). UIDs must be consistent: an instance not in
+    the given series (or a series not in the given study) matches nothing."""
+    version = imageset.c.version if layout.has(imageset.c.version) else None
+    series_number = series.c.seriesnumber
+    if layout.holds_text_number(series_number):
+        series_number = cast(series_number, Integer)
     query = (
         select(
             imageset.c.imagesetid,
             series.c.seriesinstanceuid,
             instance.c.sopinstanceuid,
-            imageset.c.version,
+            *([version] if version is not None else []),
         )
         .select_from(
             instance.join(series, series.c.series_pkey == instance.c.series_pkey)
@@ -83,7 +92,7 @@ def locate(
         )
         .where(study.c.studyinstanceuid == study_uid, imageset.c.datastoreid == datastore_id)
         .order_by(
-            series.c.seriesnumber,
+            series_number,
             series.c.seriesinstanceuid,
             instance.c.instancenumber,
             instance.c.sopinstanceuid,
@@ -93,9 +102,8 @@ def locate(
         query = query.where(series.c.seriesinstanceuid == series_uid)
     if sop_uid is not None:
         query = query.where(instance.c.sopinstanceuid == sop_uid)
-    with engine.connect() as connection:
-        found = connection.execute(query).all()
-    versions = {row[0]: row[3] for row in found}
+    found = connection.execute(query).all()
+    versions = {row[0]: row[3] if version is not None else None for row in found}
     return [(row[0], row[1], row[2]) for row in found], versions
 
 
@@ -105,21 +113,26 @@ class Resolver:
 
     Entries of that map live *ttl* seconds: frames are immutable, but an image set's metadata
     can be updated or deleted; a frame read that fails should :meth:`forget` its instance.
+    When the index keeps no image-set versions (the metadata-index layout) they are asked of the
+    store and believed for *version_ttl* seconds.
     """
 
     def __init__(
         self,
         store: ImageSetStore,
-        engine: Engine,
+        index: IndexReader,
         *,
         ttl: float = 60.0,
+        version_ttl: float = 5.0,
         max_instances: int = 10_000,
     ) -> None:
         self.store = store
-        self.engine = engine
+        self.index = index
         self.ttl = ttl
+        self.version_ttl = version_ttl
         self.max_instances = max_instances
         self._recent: OrderedDict[InstanceKey, tuple[InstanceRecord, float]] = OrderedDict()
+        self._versions: dict[str, tuple[int | None, float]] = {}
         self._lock = threading.Lock()
 
     def plan(
@@ -127,12 +140,31 @@ class Resolver:
     ) -> Plan:
         """What the UIDs name and the image-set versions, from the index alone (one query: a
         remote store is not asked); NotFound when there is nothing."""
-        rows, versions = locate(
-            self.engine, self.store.datastore_id, study_uid, series_uid, sop_uid
-        )
+        rows, versions = self.index.locate(self.store.datastore_id, study_uid, series_uid, sop_uid)
         if not rows:
             raise NotFound(_describe(study_uid, series_uid, sop_uid))
+        for image_set_id, version in versions.items():
+            if version is None:
+                versions[image_set_id] = self._store_version(image_set_id)
         return Plan((study_uid, series_uid, sop_uid), rows, versions)
+
+    def _store_version(self, image_set_id: str) -> int | None:
+        """The image set's current version from the store (None if it is gone), kept briefly:
+        cached metadata bodies are keyed by versions."""
+        now = time.monotonic()
+        with self._lock:
+            entry = self._versions.get(image_set_id)
+        if entry is not None and entry[1] > now:
+            return entry[0]
+        try:
+            version: int | None = self.store.get_image_set(image_set_id).version
+        except ImageSetNotFound:
+            version = None
+        with self._lock:
+            if len(self._versions) >= self.max_instances:
+                self._versions = {k: v for k, v in self._versions.items() if v[1] > now}
+            self._versions[image_set_id] = (version, now + self.version_ttl)
+        return version
 
     def load(self, plan: Plan) -> list[InstanceRecord]:
         """The planned instances with their attributes and frames, in display order."""

@@ -12,6 +12,11 @@ Portable across SQLite, PostgreSQL and MySQL/MariaDB, and index-friendly:
 - NULLs sort as each database sorts them (first on SQLite and MySQL, last on PostgreSQL).
 Returned values come from the level's ``attributes`` DICOM JSON, so they are the original text;
 columns fill in what a level's JSON lacks (values that differ between instances).
+
+The companion metadata-index layout (index/layout.py) lacks some columns: without ``*_norm``
+names are folded in SQL, without ``modalitiesinstudy``/``sopclassesinstudy`` they are collected
+from the page's series and instances, without ``attributes`` only columns are returned, and
+attributes without a column cannot be matched.
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     FromClause,
+    Integer,
     Result,
     Select,
     and_,
+    cast,
     exists,
     func,
     or_,
@@ -51,6 +58,7 @@ from ..dicom.query import (
     Universal,
     Wildcard,
 )
+from .layout import OURS, Layout
 from .schema import (
     DEFAULT_ISSUER,
     NO_PATIENT_ID,
@@ -141,11 +149,11 @@ class SearchPage:
     total: int  # matches of the whole query, not only of this page
 
 
-def search(connection: Connection, query: SearchQuery) -> SearchPage:
+def search(connection: Connection, query: SearchQuery, layout: Layout = OURS) -> SearchPage:
     """Run ``query``: its page (limit/offset) in the query's order, and the number of matches.
     QueryError for a key the index cannot match or sort on."""
-    plan = _Plan(query, connection.dialect.name)
-    rows: list[Mapping[str, Any]] = []
+    plan = _Plan(query, connection.dialect.name, layout)
+    rows: list[dict[str, Any]] = []
     if query.limit != 0:
         rows = _dicts(connection.execute(plan.page()))
     last_page = query.limit is None or len(rows) < query.limit
@@ -153,7 +161,13 @@ def search(connection: Connection, query: SearchQuery) -> SearchPage:
         total = query.offset + len(rows)  # the page ends the results: no count needed
     else:
         total = connection.scalar(plan.count()) or 0
-    parents = _parent_records(connection, query, rows)
+    parents = _parent_records(connection, query, rows, layout)
+    if query.level == Level.STUDY:
+        _collect_in_study(connection, query, layout, rows)
+    elif Level.STUDY in parents:
+        _collect_in_study(
+            connection, query, layout, [r.values for r in parents[Level.STUDY].values()]
+        )
     return SearchPage(_datasets(query, rows, parents), total)
 
 
@@ -170,22 +184,35 @@ def _label(column: Column) -> str:
     return f"{column.table.name}_{column.name}"  # type: ignore[attr-defined]
 
 
-def _labelled(*tables: FromClause) -> list[ColumnElement]:
-    """Every column of ``tables`` under its _label; the patient's JSON is in the study's."""
+def _labelled(layout: Layout, *tables: FromClause) -> list[ColumnElement]:
+    """Every column of ``tables`` the layout has, under its _label; the patient's JSON is in
+    the study's."""
     return [
         column.label(_label(column))  # type: ignore[arg-type]
         for table in tables
         for column in table.c
-        if table is not patient or column.name != "attributes"
+        if layout.has(column) and (table is not patient or column.name != "attributes")
     ]
+
+
+def _columns(layout: Layout) -> dict[str, Column]:
+    return {keyword: column for keyword, column in COLUMNS.items() if layout.has(column)}
+
+
+def _folded_name(column: ColumnElement) -> ColumnElement:
+    """A PN column folded as normalize_person_name folds (upper case, '^' as space), for
+    layouts without a ``*_norm`` column."""
+    return func.upper(func.replace(column, "^", " "))
 
 
 class _Plan:
     """The FROM, WHERE and ORDER BY of a query, built (and checked) before anything runs."""
 
-    def __init__(self, query: SearchQuery, dialect: str) -> None:
+    def __init__(self, query: SearchQuery, dialect: str, layout: Layout) -> None:
         self.query = query
         self.dialect = dialect
+        self.layout = layout
+        self.columns = _columns(layout)
         self.joined: set[Level] = set()  # levels the WHERE clause needs joined
         self.filters_issuer = False
         self.where = [
@@ -198,7 +225,7 @@ class _Plan:
     def page(self) -> Select:
         level = self.query.level
         tables = {Level.STUDY: (study, patient), Level.SERIES: (series,)}.get(level, (instance,))
-        columns = _labelled(*tables)
+        columns = _labelled(self.layout, *tables)
         if level > Level.STUDY:
             columns.append(study.c.studyinstanceuid.label(_label(study.c.studyinstanceuid)))
         if level > Level.SERIES:
@@ -238,10 +265,10 @@ class _Plan:
         """One condition. Lower levels are EXISTS subqueries; patient attributes an IN
         subquery on study.patient_pkey, so a selective name drives the search from its index."""
         keyword = condition.attribute.keyword
-        if keyword in IN_STUDY:
+        if keyword in IN_STUDY and self.layout.has(IN_STUDY[keyword]):
             self.joined.add(Level.STUDY)
             return _exists(Level.STUDY, IN_STUDY[keyword], self._matcher(condition))
-        column = COLUMNS.get(keyword)
+        column = self.columns.get(keyword)
         if column is None:
             raise QueryError(
                 keyword or condition.attribute.tag, "not supported as a matching key (see docs)"
@@ -268,10 +295,12 @@ class _Plan:
         keyword = condition.attribute.keyword
         matcher = condition.matcher
         if keyword in _NORMALIZED:
-            norm = _NORMALIZED[keyword].name
-            return lambda column: self._person_name(_sibling(column, norm), matcher)
+            norm = _NORMALIZED[keyword]
+            if not self.layout.has(norm):
+                return lambda column: self._person_name(_folded_name(column), matcher)
+            return lambda column: self._person_name(_sibling(column, norm.name), matcher)
         if isinstance(matcher, DateTimeRange):
-            times = COLUMNS.get(matcher.time.keyword)
+            times = self.columns.get(matcher.time.keyword)
             if times is None:
                 raise QueryError(matcher.time.keyword, "not supported as a matching key")
             # The time of the same row: of the alias when in an EXISTS/IN subquery.
@@ -279,7 +308,14 @@ class _Plan:
         placeholder = _PLACEHOLDERS.get(keyword)
         if placeholder is not None:  # recorded for "unknown", which matches no value
             return lambda column: and_(self._match(column, matcher), column != placeholder)
-        return lambda column: self._match(column, matcher)
+        return lambda column: self._match(self._numeric(column), matcher)
+
+    def _numeric(self, column: ColumnElement) -> ColumnElement:
+        """Integers kept as text by the layout (metadata-index: seriesnumber) as integers, so
+        they match and sort as numbers."""
+        if self.layout.holds_text_number(column):
+            return cast(column, Integer)
+        return column
 
     def _match(self, column: ColumnElement, matcher: Matcher) -> ColumnElement[bool]:
         if isinstance(matcher, SingleValue):
@@ -345,7 +381,9 @@ class _Plan:
         order, seen = [], set()
         self.sort_columns: list[Column] = []
         for keyword, descending in keys:
-            column = _NORMALIZED.get(keyword, COLUMNS.get(keyword))
+            column = _NORMALIZED.get(keyword)
+            if column is None or not self.layout.has(column):
+                column = self.columns.get(keyword)
             if column is None or _LEVEL_OF_TABLE[column.table] > level:  # type: ignore[index]
                 raise QueryError(
                     "orderby", f"cannot sort {level.name.lower()} results by {keyword}"
@@ -353,7 +391,7 @@ class _Plan:
             if keyword not in seen:
                 seen.add(keyword)
                 self.sort_columns.append(column)
-                order.append(self._sorted(column, descending))
+                order.append(self._sorted(self._numeric(column), descending))
         self.sort_tables = {column.table for column in self.sort_columns}
         return order
 
@@ -427,8 +465,8 @@ def _date_time_range(
 # --- results -----------------------------------------------------------------------------------
 
 
-def _counted(value: int) -> dict:
-    return {"vr": "IS", "Value": [value]}
+def _counted(value: int | None) -> dict | None:
+    return None if value is None else {"vr": "IS", "Value": [value]}
 
 
 def _listed(vr: str) -> Callable[[str | None], dict | None]:
@@ -447,6 +485,8 @@ _COMPUTED: dict[str, tuple[Column, Callable[[Any], dict | None]]] = {
 _ONLINE = {"vr": "CS", "Value": ["ONLINE"]}  # everything indexed is in the store
 # Columns of these VRs hold what DICOM JSON holds (UIDs, integers), so the JSON is not needed.
 _EXACT_VRS = frozenset({"UI", "IS", "US", "SS", "UL", "SL"})
+# Text of these VRs is converted (PN to objects, IS/DS to numbers: a layout may keep them as text).
+_TEXT_CONVERTED = frozenset({"PN", "IS", "DS"})
 
 
 class _Record:
@@ -455,7 +495,7 @@ class _Record:
 
     __slots__ = ("_attributes", "_text", "values")
 
-    def __init__(self, values: Mapping[str, Any], table: FromClause) -> None:
+    def __init__(self, values: dict[str, Any], table: FromClause) -> None:
         self.values = values
         self._text: str = values.get(f"{table.name}_attributes") or "{}"  # type: ignore[attr-defined]
         self._attributes: DatasetJSON | None = None
@@ -491,7 +531,7 @@ _PARENT_KEY = {
 
 
 def _parent_records(
-    connection: Connection, query: SearchQuery, rows: list[Mapping[str, Any]]
+    connection: Connection, query: SearchQuery, rows: list[dict[str, Any]], layout: Layout
 ) -> dict[Level, dict[int, _Record]]:
     """The page's study (with patient) and series rows, by pkey, for the levels above the
     query's whose attributes are returned (beyond the UIDs the page rows hold)."""
@@ -502,8 +542,8 @@ def _parent_records(
     }
     records: dict[Level, dict[int, _Record]] = {}
     for level, statement in (
-        (Level.STUDY, select(*_labelled(study, patient)).join_from(study, patient)),
-        (Level.SERIES, select(*_labelled(series))),
+        (Level.STUDY, select(*_labelled(layout, study, patient)).join_from(study, patient)),
+        (Level.SERIES, select(*_labelled(layout, series))),
     ):
         if level in levels and level < query.level and rows:
             table = _OWN_TABLE[level]
@@ -512,6 +552,41 @@ def _parent_records(
             found = _dicts(connection.execute(statement.where(pkey.in_(wanted))))
             records[level] = {row[_label(pkey)]: _Record(row, table) for row in found}
     return records
+
+
+#: What the layouts without a column for them collect ModalitiesInStudy and SOPClassesInStudy
+#: from: (the column they stand in for, study_pkey and value of each series or instance).
+_IN_STUDY_SOURCES: dict[str, tuple[Column, Select]] = {
+    "ModalitiesInStudy": (
+        study.c.modalitiesinstudy,
+        select(series.c.study_pkey, series.c.modality),
+    ),
+    "SOPClassesInStudy": (
+        study.c.sopclassesinstudy,
+        select(series.c.study_pkey, instance.c.sopclassuid).join_from(instance, series),
+    ),
+}
+
+
+def _collect_in_study(
+    connection: Connection, query: SearchQuery, layout: Layout, studies: list[dict[str, Any]]
+) -> None:
+    """Fill in the returned ModalitiesInStudy and SOPClassesInStudy of the page's studies when
+    the layout does not keep them, as their stored form (sorted, backslash-separated)."""
+    returned = {key.attribute.keyword for key in query.returned}
+    pkey = _label(study.c.study_pkey)
+    wanted = sorted({row[pkey] for row in studies})
+    for keyword, (column, source) in _IN_STUDY_SOURCES.items():
+        if keyword not in returned or layout.has(column) or not wanted:
+            continue
+        found: dict[int, set[str]] = {}
+        for study_pkey, value in connection.execute(
+            source.where(series.c.study_pkey.in_(wanted)).distinct()
+        ):
+            if value:
+                found.setdefault(study_pkey, set()).add(value)
+        for row in studies:
+            row[_label(column)] = "\\".join(sorted(found.get(row[pkey], ())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,8 +678,8 @@ def _from_column(field: _Field, records: list[_Record]) -> dict | None:
 
 def _column_element(field: _Field, value: Any) -> dict:
     """A column value as a DICOM JSON element; plain strings and numbers need no converter."""
-    plain = isinstance(value, int | float) or (isinstance(value, str) and "\\" not in value)
-    if plain and field.vr != "PN":
+    plain_text = isinstance(value, str) and "\\" not in value and field.vr not in _TEXT_CONVERTED
+    if plain_text or isinstance(value, int | float):
         return {"vr": field.vr, "Value": [value]}
     return to_dicom_json({field.tag: _dicom_text(value)}, {field.tag: field.vr})[field.tag]
 

@@ -59,6 +59,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     DICOMWEB_PROXY_DATASTORE_ID, DB_SECRET_ARN (or DICOMWEB_PROXY_DATABASE_URL); the region
     from AWS_DEFAULT_REGION, which Lambda sets."""
     services = _lambda_services()
+    services.require_writable_index("apply image-set events")
     results = handle_events(event, services.store, services.index)
     for result in results:
         log.info("image set %s: %s", result.image_set_id, result.outcome)
