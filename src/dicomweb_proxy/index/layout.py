@@ -44,6 +44,12 @@ class Layout:
     text_numbers: frozenset[str] = frozenset()
 
     @property
+    def binary_text(self) -> bool:
+        """Whether text columns compare exactly (ours do); others may use the database's
+        default collation, which on MySQL ignores case and accents."""
+        return self.name == PROXY
+
+    @property
     def writable(self) -> bool:
         """Only our own layout is written (import, sync, events); the other has its indexer."""
         return self.name == PROXY
@@ -52,6 +58,8 @@ class Layout:
         return column.name in self.columns.get(_table_name(column), ())  # type: ignore[attr-defined]
 
     def holds_text_number(self, column: ColumnElement) -> bool:
+        if getattr(column, "table", None) is None:  # an expression (a collated column)
+            return False
         return f"{_table_name(column)}.{column.name}" in self.text_numbers  # type: ignore[attr-defined]
 
 

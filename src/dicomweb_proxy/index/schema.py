@@ -91,12 +91,15 @@ _MYSQL_TABLE = {
 }
 
 
-def normalize_person_name(value: str | None) -> str | None:
+def normalize_person_name(value: str | None, *, upper: bool = True) -> str | None:
     """Upper-cased PN with '^' and whitespace runs folded to one space in each group, empty
-    trailing groups dropped: 'Doe^John^^^=山田^太郎' -> 'DOE JOHN=山田 太郎'. Accents are kept."""
+    trailing groups dropped: 'Doe^John^^^=山田^太郎' -> 'DOE JOHN=山田 太郎'. Accents are kept.
+    Without *upper* the case is kept (for the database to upper-case, as it does the column)."""
     if not value:
         return None
-    groups = [" ".join(group.replace("^", " ").split()).upper() for group in value.split("=")]
+    groups = [" ".join(group.replace("^", " ").split()) for group in value.split("=")]
+    if upper:
+        groups = [group.upper() for group in groups]
     while groups and not groups[-1]:
         groups.pop()
     return "=".join(groups) or None

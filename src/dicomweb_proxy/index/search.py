@@ -35,6 +35,7 @@ from sqlalchemy import (
     Integer,
     Result,
     Select,
+    String,
     and_,
     cast,
     exists,
@@ -141,6 +142,7 @@ _DEFAULT_ORDER = {
     Level.INSTANCE: ("InstanceNumber", "SOPInstanceUID"),
 }
 _ESCAPE = "!"
+_BINARY_COLLATION = "utf8mb4_bin"
 
 
 @dataclass(frozen=True)
@@ -200,9 +202,12 @@ def _columns(layout: Layout) -> dict[str, Column]:
 
 
 def _folded_name(column: ColumnElement) -> ColumnElement:
-    """A PN column folded as normalize_person_name folds (upper case, '^' as space), for
-    layouts without a ``*_norm`` column."""
-    return func.upper(func.replace(column, "^", " "))
+    """A PN column folded in SQL as normalize_person_name folds (upper case, '^' as space,
+    runs of up to four spaces as one, trimmed), for layouts without a ``*_norm`` column."""
+    spaced = func.replace(column, "^", " ")
+    for _ in range(2):
+        spaced = func.replace(spaced, "  ", " ")
+    return func.upper(func.trim(spaced))
 
 
 class _Plan:
@@ -213,6 +218,7 @@ class _Plan:
         self.dialect = dialect
         self.layout = layout
         self.columns = _columns(layout)
+        self.exact_text = not layout.binary_text and dialect in ("mysql", "mariadb")
         self.joined: set[Level] = set()  # levels the WHERE clause needs joined
         self.filters_issuer = False
         self.where = [
@@ -292,12 +298,23 @@ class _Plan:
     def _matcher(self, condition: Condition) -> Callable[[ColumnElement], ColumnElement[bool]]:
         """The condition as a function of the column it applies to (EXISTS subqueries use
         aliases of the tables)."""
+        clause = self._column_matcher(condition)
+        column = IN_STUDY.get(condition.attribute.keyword, COLUMNS.get(condition.attribute.keyword))
+        if self.exact_text and column is not None and isinstance(column.type, String):
+            # A case- and accent-insensitive collation (a MySQL database's default) finds
+            # 'Muller' for 'Müller': its index finds the candidates, the binary collation decides.
+            return lambda c: and_(clause(c), clause(c.collate(_BINARY_COLLATION)))
+        return clause
+
+    def _column_matcher(
+        self, condition: Condition
+    ) -> Callable[[ColumnElement], ColumnElement[bool]]:
         keyword = condition.attribute.keyword
         matcher = condition.matcher
         if keyword in _NORMALIZED:
             norm = _NORMALIZED[keyword]
             if not self.layout.has(norm):
-                return lambda column: self._person_name(_folded_name(column), matcher)
+                return lambda column: self._person_name(_folded_name(column), matcher, in_sql=True)
             return lambda column: self._person_name(_sibling(column, norm.name), matcher)
         if isinstance(matcher, DateTimeRange):
             times = self.columns.get(matcher.time.keyword)
@@ -339,23 +356,29 @@ class _Plan:
             return _any(column, exact, [self._match(column, one) for one in others])
         raise AssertionError(matcher)
 
-    def _person_name(self, column: ColumnElement, matcher: Matcher) -> ColumnElement[bool]:
+    def _person_name(
+        self, column: ColumnElement, matcher: Matcher, *, in_sql: bool = False
+    ) -> ColumnElement[bool]:
         """PN matching ignores case and '^'/space differences; without '=' in the value it
         matches any component group (alphabetic, ideographic, phonetic). Fuzzy matching finds
-        the value at the start of any name component."""
+        the value at the start of any name component. A column folded *in_sql* is compared with
+        values the database upper-cases too (its case rules are not Python's: 'ß')."""
+        fold = func.upper if in_sql else _unchanged
         values = matcher.matchers if isinstance(matcher, AnyOf) else (matcher,)
         patterns: dict[str, None] = {}  # in order, without repetitions
         for one in values:
             if not isinstance(one, SingleValue | Wildcard):
                 raise AssertionError(one)
             text = one.value if isinstance(one, SingleValue) else one.pattern
-            patterns.update(dict.fromkeys(self._name_patterns(str(text))))
-        exact = [pattern for pattern in patterns if not _is_pattern(pattern)]
-        wildcards = [self._pattern(column, pattern) for pattern in patterns if _is_pattern(pattern)]
+            patterns.update(dict.fromkeys(self._name_patterns(str(text), upper=not in_sql)))
+        exact = [fold(pattern) for pattern in patterns if not _is_pattern(pattern)]
+        wildcards = [
+            self._pattern(column, pattern, fold) for pattern in patterns if _is_pattern(pattern)
+        ]
         return _any(column, exact, wildcards)
 
-    def _name_patterns(self, text: str) -> list[str]:
-        value = normalize_person_name(text) or ""
+    def _name_patterns(self, text: str, *, upper: bool) -> list[str]:
+        value = normalize_person_name(text, upper=upper) or ""
         if self.query.fuzzy:
             return [f"{value}*", f"* {value}*", f"*={value}*"]
         if "=" in value:
@@ -364,15 +387,18 @@ class _Plan:
             return [value, f"*={value}"]
         return [value, f"{value}=*", f"*={value}", f"*={value}=*"]
 
-    def _pattern(self, column: ColumnElement, pattern: str) -> ColumnElement[bool]:
+    def _pattern(
+        self, column: ColumnElement, pattern: str, fold: Callable[[str], Any] | None = None
+    ) -> ColumnElement[bool]:
+        fold = fold or _unchanged
         if not _is_pattern(pattern):
-            return column == pattern
+            return column == fold(pattern)
         if self.dialect == "sqlite":
-            return column.op("GLOB")(pattern.replace("[", "[[]"))
+            return column.op("GLOB")(fold(pattern.replace("[", "[[]")))
         like = pattern.replace(_ESCAPE, _ESCAPE * 2)
         for special in "%_":
             like = like.replace(special, _ESCAPE + special)
-        return column.like(like.replace("*", "%").replace("?", "_"), escape=_ESCAPE)
+        return column.like(fold(like.replace("*", "%").replace("?", "_")), escape=_ESCAPE)
 
     def _order(self) -> list[ColumnElement]:
         level = self.query.level
@@ -400,6 +426,10 @@ class _Plan:
         # Each database's own NULL placement (first on SQLite and MySQL, last on PostgreSQL):
         # what its plain indexes serve.
         return column.desc() if descending else column.asc()
+
+
+def _unchanged(value: str) -> str:
+    return value
 
 
 def _is_pattern(value: str) -> bool:

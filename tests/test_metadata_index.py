@@ -1,0 +1,284 @@
+"""The companion metadata-index database, served read-only (MariaDB).
+
+The sample studies are imported into a local store (and our own SQLite index); a MariaDB
+database is laid out and filled from that store as the companion project's indexer does
+(tests/metadata_index_db.py), and a user that may only SELECT reads it. One server reads our
+index, one the metadata-index database, both the same store: QIDO results are checked against
+the source files, and WADO answers must be the same from both servers.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pydicom
+import pytest
+from dicomweb_client.api import DICOMwebClient
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from dicomweb_proxy.config import load_settings
+from dicomweb_proxy.index.layout import METADATA_INDEX, detect_layout
+from dicomweb_proxy.index.lookup import Resolver
+from dicomweb_proxy.index.reader import IndexReader
+from dicomweb_proxy.ingest.importer import Importer
+from dicomweb_proxy.services import open_services
+from dicomweb_proxy.stores.base import ImageSetSummary
+from dicomweb_proxy.stores.local import LocalStore
+
+from .conftest import _SERVERS, _run_as_admin, _unavailable
+from .live_server import live_server
+from .metadata_index_db import index_like_metadata_index
+from .qido_expected import read_sources
+from .test_qido_search import CASES, _check_search
+
+pytestmark = pytest.mark.mariadb
+
+#: Matching keys the metadata-index layout has no column for: answered 400, naming the key.
+UNANSWERABLE = ("SeriesDate", "SeriesTime", "PerformedProcedureStepStartDate")
+
+
+_HOSTS = ("%%", "localhost")  # the reader's hosts ('%' doubled: the driver formats statements)
+
+
+@dataclass(frozen=True)
+class MetadataIndex:
+    data_dir: Path
+    admin_url: URL
+    reader_url: str  # a user that may only SELECT
+    files: list[Path]
+
+
+@pytest.fixture(scope="module")
+def metadata_index(
+    tmp_path_factory: pytest.TempPathFactory, sample_files: list[Path]
+) -> Iterator[MetadataIndex]:
+    server = _SERVERS["mariadb"]
+    name, user, password = f"dwp_mi_{secrets.token_hex(4)}", f"dwp_ro_{secrets.token_hex(4)}", "ro"
+    try:
+        _run_as_admin(server, server.create, name)
+    except OperationalError as error:
+        _unavailable(f"MariaDB not reachable ({error.orig})")
+    admin_url = server.url.set(database=name)
+    data_dir = tmp_path_factory.mktemp("metadata-index")
+    services = open_services(load_settings({"data_dir": data_dir}, environ={}))
+    try:
+        report = Importer(services.store, services.index).run(sample_files)
+    finally:
+        services.close()
+    failed = {Path(failure.path) for failure in report.failures}
+    admin = create_engine(admin_url, poolclass=NullPool)
+    try:
+        index_like_metadata_index(admin, LocalStore(data_dir / "store", "local"))
+        with admin.begin() as connection:
+            for host in _HOSTS:
+                connection.exec_driver_sql(
+                    f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'"
+                )
+                connection.exec_driver_sql(f"GRANT SELECT ON `{name}`.* TO '{user}'@'{host}'")
+        reader = admin_url.set(username=user, password=password)
+        yield MetadataIndex(
+            data_dir,
+            admin_url,
+            reader.render_as_string(hide_password=False),
+            [path for path in sample_files if path not in failed],
+        )
+    finally:
+        with admin.begin() as connection:
+            for host in _HOSTS:
+                connection.exec_driver_sql(f"DROP USER IF EXISTS '{user}'@'{host}'")
+        admin.dispose()
+        _run_as_admin(server, server.drop, name)
+
+
+@pytest.fixture(scope="module")
+def metadata_index_server(metadata_index: MetadataIndex) -> Iterator[str]:
+    with live_server(metadata_index.data_dir, database_url=metadata_index.reader_url) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def our_index_server(metadata_index: MetadataIndex) -> Iterator[str]:
+    """The same store served from our own index (the SQLite file the import wrote)."""
+    with live_server(metadata_index.data_dir) as base:
+        yield base
+
+
+def test_the_layout_is_detected_and_left_unchanged(metadata_index, metadata_index_server):
+    engine = create_engine(metadata_index.reader_url, poolclass=NullPool)
+    try:
+        layout = detect_layout(engine)
+        assert layout.name == METADATA_INDEX
+        assert not layout.writable
+        assert "series.seriesnumber" in layout.text_numbers
+        # The server started (and upgraded nothing): no table of ours appeared.
+        assert "alembic_version" not in inspect(engine).get_table_names()
+        with pytest.raises(DBAPIError, match="command denied"), engine.begin() as c:
+            c.execute(text("DELETE FROM study"))
+    finally:
+        engine.dispose()
+    health = httpx.get(f"{metadata_index_server}/health")
+    assert health.status_code == 200
+    assert health.json()["index"] == "ok"
+
+
+@pytest.mark.parametrize("command", [["import", "{file}"], ["index", "sync"], ["db", "upgrade"]])
+def test_writers_refuse_the_read_only_layout(metadata_index, command):
+    arguments = [part.format(file=metadata_index.files[0]) for part in command]
+    completed = subprocess.run(
+        [
+            *(sys.executable, "-m", "dicomweb_proxy", *arguments),
+            *("--data-dir", str(metadata_index.data_dir)),
+            *("--database-url", metadata_index.reader_url),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if command[0] == "db":
+        assert completed.returncode == 0, completed.stderr
+        assert "metadata-index layout, read only" in completed.stdout
+        assert ":ro@" not in completed.stdout  # no password in what is printed
+        return
+    assert completed.returncode == 2
+    assert "holds the metadata-index layout, which this server only reads" in completed.stderr
+
+
+#: Its indexer keeps times only when they have no fraction ('%H%M%S'): a time range alone
+#: misses studies whose time had one (with a date range an unknown time matches on its ends).
+LOST_BY_ITS_INDEXER = ({"StudyTime"},)
+_ANSWERABLE = [
+    case
+    for case in CASES
+    if not any(key in UNANSWERABLE for key in dict(case[1]))
+    and set(dict(case[1])) not in LOST_BY_ITS_INDEXER
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "parameters", "predicate", "below"),
+    _ANSWERABLE,
+    ids=[f"{path} {parameters}" for path, parameters, _, _ in _ANSWERABLE],
+)
+def test_search_finds_what_the_source_files_hold(
+    metadata_index, metadata_index_server, path, parameters, predicate, below
+):
+    sources = read_sources(tuple(metadata_index.files))
+    _check_search(metadata_index_server, sources, path, parameters, predicate, below)
+
+
+@pytest.mark.parametrize("key", UNANSWERABLE)
+def test_keys_without_a_column_are_a_400_naming_them(metadata_index_server, key):
+    response = httpx.get(f"{metadata_index_server}/series", params={key: "20240101"})
+    assert response.status_code == 400
+    assert key in response.text
+
+
+def test_studies_carry_computed_attributes(metadata_index_server, our_index_server):
+    """ModalitiesInStudy and the counts: collected from the series, equal to our index's."""
+    fields = ("0020000D", "00080061", "00201206", "00201208", "00100010", "00100020")
+    answers = [
+        {
+            study["0020000D"]["Value"][0]: {tag: study.get(tag) for tag in fields}
+            for study in httpx.get(f"{server}/studies").json()
+        }
+        for server in (metadata_index_server, our_index_server)
+    ]
+    # Studies whose patient has no ID share the layout's one NO_PID patient row (its name is
+    # the last one written): compare the others.
+    identified = {uid for uid, found in answers[1].items() if "Value" in found["00100020"]}
+    assert {uid: answers[0][uid] for uid in identified} == {
+        uid: answers[1][uid] for uid in identified
+    }
+    assert answers[0].keys() == answers[1].keys()
+    assert len(identified) >= 5
+
+
+def _series_uids(server: str) -> list[tuple[str, str]]:
+    found = httpx.get(f"{server}/series", params={"includefield": "0020000D"}).json()
+    return sorted((s["0020000D"]["Value"][0], s["0020000E"]["Value"][0]) for s in found)
+
+
+def test_retrieves_equal_those_from_our_index(metadata_index_server, our_index_server):
+    assert _series_uids(metadata_index_server) == _series_uids(our_index_server)
+    clients = [DICOMwebClient(url) for url in (metadata_index_server, our_index_server)]
+    for study_uid, series_uid in _series_uids(our_index_server):
+        metadata = [
+            _without_urls(client.retrieve_series_metadata(study_uid, series_uid))
+            for client in clients
+        ]
+        assert metadata[0] == metadata[1]
+        first = metadata[1][0]
+        sop_uid = first["00080018"]["Value"][0]
+        instances = [client.retrieve_instance(study_uid, series_uid, sop_uid) for client in clients]
+        assert instances[0] == instances[1]
+        if "7FE00010" in first:
+            frames = [
+                client.retrieve_instance_frames(
+                    study_uid,
+                    series_uid,
+                    sop_uid,
+                    [1],
+                    media_types=(("application/octet-stream", "*"),),
+                )
+                for client in clients
+            ]
+            assert frames[0] == frames[1]
+
+
+def _without_urls(items: list[dict]) -> list[dict]:
+    """The server's address (in BulkDataURIs) left out: the two servers differ in their port."""
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {
+                key: item.split("/aetitle", 1)[1] if key == "BulkDataURI" else strip(item)
+                for key, item in value.items()
+            }
+        if isinstance(value, list):
+            return [strip(item) for item in value]
+        return value
+
+    return [strip(item) for item in items]
+
+
+def test_versions_come_from_the_store_and_are_kept_briefly(metadata_index):
+    """The layout keeps no image-set versions; metadata bodies are cached by version, so the
+    resolver asks the store (AHI: GetImageSet) and believes the answer for a few seconds."""
+    engine = create_engine(metadata_index.reader_url, poolclass=NullPool)
+    store = VersionCountingStore(LocalStore(metadata_index.data_dir / "store", "local"))
+    try:
+        resolver = Resolver(store, IndexReader(engine, detect_layout(engine)), version_ttl=60)
+        study_uid, series_uid = _series_uids_of(metadata_index)
+        plan = resolver.plan(study_uid, series_uid)
+        image_set_id = plan.rows[0][0]
+        assert plan.versions == {image_set_id: store.get_image_set(image_set_id).version}
+        calls = store.version_reads
+        assert resolver.plan(study_uid, series_uid).versions == plan.versions
+        assert store.version_reads == calls
+    finally:
+        engine.dispose()
+
+
+class VersionCountingStore:
+    def __init__(self, store: LocalStore) -> None:
+        self.store = store
+        self.datastore_id = store.datastore_id
+        self.version_reads = 0
+
+    def get_image_set(self, image_set_id: str) -> ImageSetSummary:
+        self.version_reads += 1
+        return self.store.get_image_set(image_set_id)
+
+
+def _series_uids_of(metadata_index: MetadataIndex) -> tuple[str, str]:
+    ds = pydicom.dcmread(metadata_index.files[0], stop_before_pixels=True)
+    return str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
