@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from dicomweb_proxy.config import load_settings
+from dicomweb_proxy.dicom.query import Level, parse_search
 from dicomweb_proxy.index.layout import METADATA_INDEX, detect_layout
 from dicomweb_proxy.index.lookup import Resolver
 from dicomweb_proxy.index.reader import IndexReader
@@ -282,3 +283,18 @@ class VersionCountingStore:
 def _series_uids_of(metadata_index: MetadataIndex) -> tuple[str, str]:
     ds = pydicom.dcmread(metadata_index.files[0], stop_before_pixels=True)
     return str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
+
+
+@pytest.mark.parametrize("level", [Level.STUDY, Level.SERIES, Level.INSTANCE])
+def test_searches_can_be_kept_to_one_datastore(metadata_index, level):
+    """A metadata-index database may list the image sets of several datastores."""
+    engine = create_engine(metadata_index.reader_url, poolclass=NullPool)
+    layout = detect_layout(engine)
+    query = parse_search(level, [])
+    try:
+        everything = IndexReader(engine, layout).search(query)
+        assert everything.total > 0
+        assert IndexReader(engine, layout, scope="local").search(query) == everything
+        assert IndexReader(engine, layout, scope="elsewhere").search(query).total == 0
+    finally:
+        engine.dispose()

@@ -19,7 +19,8 @@ DESCRIPTION = """\
 A DICOMweb server (QIDO-RS, WADO-RS) for image-set stores: a local folder kept the way AWS
 HealthImaging keeps data, or an AHI datastore. Settings come from flags, then DICOMWEB_PROXY_*
 environment variables (PORT and CACHE_ROOT are read too), then a TOML config file (--config or
-DICOMWEB_PROXY_CONFIG), then defaults.
+DICOMWEB_PROXY_CONFIG), then defaults. One server can front several datastores, each at a base path
+of its own ([datastores.NAME] tables in the config file, docs/datastores.md).
 """
 
 
@@ -64,6 +65,16 @@ def _ahi_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--db-secret-arn",
         help="Secrets Manager secret with the index database credentials (env DB_SECRET_ARN)",
+    )
+
+
+def _datastore_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--datastore-name",
+        metavar="NAME",
+        help="act on the datastore configured as [datastores.NAME] (config file or "
+        "DICOMWEB_PROXY_DATASTORES) instead of the default one; the storage and AHI flags "
+        "then set that datastore's settings, except --data-dir: the server's data folder",
     )
 
 
@@ -120,12 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="store frames in their source encoding instead of HTJ2K (less CPU, more disk)",
     )
     importer.add_argument("--jobs", type=int, help="parser processes (default: one per core)")
+    _datastore_option(importer)
     importer.set_defaults(handler=cmd_import)
 
     db = commands.add_parser(
         "db", parents=[common], help="create, upgrade or inspect the index schema"
     )
     db.add_argument("action", choices=["upgrade", "status"], help="upgrade: create or migrate")
+    _datastore_option(db)
     db.set_defaults(handler=cmd_db)
 
     _index_commands(commands, common)
@@ -153,6 +166,7 @@ def _index_commands(commands, common: argparse.ArgumentParser) -> None:
         description=_doc(cmd_index_sync),
     )
     sync.add_argument("--datastore", dest="datastore_id", help="datastore id (default: settings)")
+    _datastore_option(sync)
     sync.set_defaults(handler=cmd_index_sync)
     event = actions.add_parser(
         "event",
@@ -161,6 +175,7 @@ def _index_commands(commands, common: argparse.ArgumentParser) -> None:
         description=_doc(cmd_index_event),
     )
     event.add_argument("file", type=Path, metavar="FILE.json", help="events file, - for stdin")
+    _datastore_option(event)
     event.set_defaults(handler=cmd_index_event)
 
 
@@ -169,23 +184,28 @@ def _doc(function) -> str:
 
 
 def _settings(args: argparse.Namespace, **overrides) -> Settings:
+    """The settings the command acts on: those of the datastore --datastore-name names, else
+    the top-level ones (the default datastore's, which also describe the others)."""
     names = Settings.__dataclass_fields__
     flags = {name: value for name, value in vars(args).items() if name in names}
     flags.update(overrides)
-    return load_settings(flags, config_file=args.config)
+    datastore = getattr(args, "datastore_name", None)
+    settings = load_settings(flags, config_file=args.config, datastore=datastore)
+    return settings.datastore(datastore) if datastore else settings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the DICOMweb server. The index schema is created or upgraded first."""
+    """Run the DICOMweb server. Every datastore's index schema is created or upgraded first."""
     settings = _settings(args)
     _upgrade(settings)
     return _run_server(settings)
 
 
 def _upgrade(settings: Settings) -> None:
-    from .services import open_services
+    from .services import open_datastores
 
-    open_services(settings, upgrade=True).close()
+    for services in open_datastores(settings, upgrade=True).values():
+        services.close()
 
 
 def _run_server(settings: Settings) -> int:
@@ -195,7 +215,10 @@ def _run_server(settings: Settings) -> int:
 
     os.environ.update(settings.to_env())
     base = f"http://{'localhost' if settings.host in ('0.0.0.0', '::') else settings.host}"
-    print(f"DICOMweb service at {base}:{settings.port}{settings.base_path}", flush=True)
+    datastores = settings.all_datastores()
+    for name, datastore in datastores.items():
+        label = f" (datastore {name})" if len(datastores) > 1 else ""
+        print(f"DICOMweb service at {base}:{settings.port}{datastore.base_path}{label}", flush=True)
     print(viewer_status(f"{base}:{settings.port}", settings), flush=True)
     uvicorn.run(
         "dicomweb_proxy.http.app:create_app_from_environment",

@@ -4,12 +4,18 @@ Precedence, highest first: command-line flag, environment variable, config file 
 Each setting has one ``DICOMWEB_PROXY_<NAME>`` variable; ``PORT``, ``CACHE_ROOT``, ``DB_SECRET_ARN``
 (as the reference AHI proxy does), ``AWS_DEFAULT_REGION`` and ``AWS_ENDPOINT_URL_MEDICAL_IMAGING``
 (as boto3 does) are also read, below their ``DICOMWEB_PROXY_`` names.
+
+The top-level settings describe the default datastore. Further datastores, each served at a base
+path of its own, are the ``datastores`` setting (``[datastores.NAME]`` tables, or JSON in
+``DICOMWEB_PROXY_DATASTORES``): each inherits what it does not set, except its index
+(see docs/datastores.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -34,6 +40,26 @@ SUPPORTED_DATABASES = ("sqlite", "postgresql", "mysql", "mariadb")
 STORES = ("local", "ahi")
 _AHI_ID = re.compile(r"[0-9a-f]{32}")
 _LOCAL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: The top-level settings' datastore, for --datastore-name and messages; no table may use it.
+DEFAULT_DATASTORE = "default"
+#: What a [datastores.NAME] table may set; the rest is server-wide and inherited.
+DATASTORE_KEYS = (
+    "base_path",
+    "store",
+    "datastore_id",
+    "data_dir",
+    "database_url",
+    "db_secret_arn",
+    "aws_region",
+    "ahi_endpoint_url",
+    "cache_root",
+    "frame_cache_mb",
+    "keep_original",
+)
+#: Settings a datastore never inherits: two datastores sharing an index would mix their studies.
+_INDEX_KEYS = ("database_url", "db_secret_arn")
+#: Paths the server keeps for itself (http/viewer.py MOUNT), which no base path may take.
+RESERVED_PATHS = {"/viewer": "the viewer"}
 
 
 class ConfigError(ValueError):
@@ -69,6 +95,8 @@ class Settings:
     frame_cache_mb: int = 10240
     #: The OHIF viewer's files (an @ohif/app dist/ folder) served at /viewer; None: ./viewer.
     viewer_dir: Path | None = None
+    #: Further datastores: name -> the settings its table sets (converted, DATASTORE_KEYS only).
+    datastores: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     #: Where each setting came from ("default", "config file", "environment PORT", "--port").
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -93,8 +121,25 @@ class Settings:
                 continue
             if isinstance(value, tuple):
                 value = ",".join(value)
+            elif isinstance(value, Mapping):
+                value = json.dumps(value, default=str)
             env[ENV_PREFIX + name.upper()] = str(value)
         return env
+
+    def all_datastores(self) -> dict[str, Settings]:
+        """Every datastore's resolved and validated settings by name, the default (these
+        settings) first."""
+        resolved = {DEFAULT_DATASTORE: self}
+        for name, own in self.datastores.items():
+            resolved[name] = _datastore_settings(self, name, own)
+        if len(resolved) > 1:
+            _check_apart(resolved)
+        return resolved
+
+    def datastore(self, name: str) -> Settings:
+        """The settings of the datastore called *name* (``default``: these)."""
+        _require_datastore(self.datastores, name)
+        return self.all_datastores()[name]
 
 
 _FIELDS = [f.name for f in dataclasses.fields(Settings) if f.name != "sources"]
@@ -105,9 +150,23 @@ def load_settings(
     *,
     environ: Mapping[str, str] | None = None,
     config_file: Path | None = None,
+    datastore: str | None = None,
 ) -> Settings:
-    """Merge the sources by precedence and validate the result."""
+    """Merge the sources by precedence and validate the result, every datastore's included.
+
+    With *datastore* (the name of a configured datastore other than the default), the flags that
+    are datastore settings set that datastore's own, so a command acting on it (``import
+    --datastore-name NAME --keep-original``) changes what it acts on; ``data_dir`` stays the
+    server's (further datastores' folders default to folders in it), as ``serve`` reads it."""
     environ = os.environ if environ is None else environ
+    flags = dict(flags or {})
+    own_flags = {}
+    if datastore not in (None, DEFAULT_DATASTORE):
+        own_flags = {
+            key: flags.pop(key)
+            for key in DATASTORE_KEYS
+            if key != "data_dir" and flags.get(key) is not None
+        }
     raw: dict[str, tuple[Any, str]] = {}
     config_file = config_file or _path_or_none(environ.get(ENV_PREFIX + "CONFIG"))
     if config_file is not None:
@@ -119,14 +178,45 @@ def load_settings(
         variable = ENV_PREFIX + name.upper()
         if variable in environ:
             raw[name] = (environ[variable], f"environment variable {variable}")
-    for name, value in (flags or {}).items():
+    for name, value in flags.items():
         if value is not None:
-            raw[name] = (value, f"--{name.replace('_', '-')}")
+            raw[name] = (value, _flag(name))
     values = {name: _convert(name, value, source) for name, (value, source) in raw.items()}
     sources = {name: source for name, (_, source) in raw.items()}
+    tables = values.get("datastores", {})
+    for name, own in tables.items():
+        sources.update({_table_key(name, key): sources["datastores"] for key in own})
+    if datastore is not None:
+        _require_datastore(tables, datastore)
+    if own_flags:
+        values["datastores"] = {**tables, datastore: _with_flags(tables[datastore], own_flags)}
+        sources.update({_table_key(datastore, key): _flag(key) for key in own_flags})
     settings = Settings(**values, sources=sources)
     _validate(settings)
+    settings.all_datastores()  # resolves and validates the further datastores
     return settings
+
+
+def _with_flags(own: Mapping[str, Any], flags: Mapping[str, Any]) -> dict[str, Any]:
+    return {**own, **{key: _convert(key, value, _flag(key)) for key, value in flags.items()}}
+
+
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def _table_key(datastore: str, key: str) -> str:
+    """The ``sources`` key of a datastore's own setting."""
+    return f"datastores.{datastore}.{key}"
+
+
+def _require_datastore(tables: Mapping[str, Any], name: str) -> None:
+    if name != DEFAULT_DATASTORE and name not in tables:
+        configured = ", ".join([DEFAULT_DATASTORE, *tables])
+        raise ConfigError(
+            f"datastore {name!r} is not configured (configured: {configured}); add a "
+            f"[datastores.{name}] table to the config file or to DICOMWEB_PROXY_DATASTORES"
+        )
 
 
 def _path_or_none(value: str | None) -> Path | None:
@@ -150,6 +240,8 @@ def _read_config_file(path: Path) -> dict[str, tuple[Any, str]]:
 
 
 def _convert(name: str, value: Any, source: str) -> Any:
+    if name == "datastores":
+        return _datastore_tables(value, source)
     kind = Settings.__dataclass_fields__[name].type
     try:
         if "int" in kind:
@@ -164,6 +256,134 @@ def _convert(name: str, value: Any, source: str) -> Any:
         return str(value)
     except ValueError as error:
         raise ConfigError(f"setting {name!r} (from {source}): {error}") from None
+
+
+def _datastore_tables(value: Any, source: str) -> dict[str, dict[str, Any]]:
+    """``{name: {key: value}}`` from TOML tables or the JSON of DICOMWEB_PROXY_DATASTORES, each
+    value converted as its setting is; names and keys checked."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"setting 'datastores' (from {source}): not JSON: {error}") from None
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"setting 'datastores' (from {source}): must map datastore names to their settings, "
+            'e.g. {"research": {"store": "local"}}'
+        )
+    tables = {}
+    for name, own in value.items():
+        where = f"datastore {name!r} (from {source})"
+        if not _LOCAL_ID.fullmatch(name):
+            raise ConfigError(f"{where}: a name is 1-64 letters, digits, '-' or '_'")
+        if name == DEFAULT_DATASTORE:
+            raise ConfigError(
+                f"{where}: {DEFAULT_DATASTORE!r} is the top-level settings' datastore; "
+                "choose another name"
+            )
+        if not isinstance(own, Mapping):
+            raise ConfigError(f"{where}: must be a table of settings")
+        unknown = sorted(set(own) - set(DATASTORE_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown setting(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(DATASTORE_KEYS)}"
+            )
+        try:
+            tables[name] = {key: _convert(key, item, source) for key, item in own.items()}
+        except ConfigError as error:
+            raise ConfigError(f"datastore {name!r}: {error}") from None
+    return tables
+
+
+def _datastore_settings(top: Settings, name: str, own: Mapping[str, Any]) -> Settings:
+    """A further datastore's settings: its own, then the top-level ones, except the index
+    (its own database, or a SQLite file in its own data folder)."""
+    values = {"database_url": "", "db_secret_arn": ""} | dict(own)
+    values.setdefault("data_dir", top.data_dir / "datastores" / name)
+    values.setdefault("base_path", f"/{name}")
+    values["public_base_url"] = _public_base_url(top, values["base_path"])
+    sources = {
+        key: source
+        for key, source in top.sources.items()
+        if key not in (*_INDEX_KEYS, "data_dir", "base_path", "datastores")
+        and not key.startswith("datastores.")
+    }
+    table_source = top.sources.get("datastores", "default")
+    sources.update({key: top.sources.get(_table_key(name, key), table_source) for key in own})
+    settings = dataclasses.replace(top, **values, datastores={}, sources=sources)
+    try:
+        _validate(settings)
+    except ConfigError as error:
+        raise ConfigError(f"datastore {name!r}: {error}") from None
+    return settings
+
+
+def _public_base_url(top: Settings, base_path: str) -> str:
+    """A further datastore's public URL: the configured one with the default's base path
+    replaced by the datastore's."""
+    public = top.public_base_url.rstrip("/")
+    default_base = top.base_path.rstrip("/")
+    if not public:
+        return ""
+    if not public.endswith(default_base):
+        raise ConfigError(
+            f"setting 'public_base_url' (from {top.sources.get('public_base_url', 'default')}): "
+            f"must end with base_path {top.base_path!r} when several datastores are served, so "
+            "each datastore's public URL can be derived from it"
+        )
+    return public[: len(public) - len(default_base)] + base_path.rstrip("/")
+
+
+def _check_apart(datastores: Mapping[str, Settings]) -> None:
+    """Refuse datastores whose base paths meet (one would hide the other) or that share an
+    index (QIDO would answer with both datastores' studies)."""
+    paths = [(f"datastore {name!r}", ds.base_path) for name, ds in datastores.items()]
+    paths += [(owner, path) for path, owner in RESERVED_PATHS.items()]
+    for i, (first, first_path) in enumerate(paths):
+        for second, second_path in paths[i + 1 :]:
+            if first_path == second_path:
+                raise ConfigError(
+                    f"{first} and {second} both have base path {first_path!r}; "
+                    "give each datastore its own base_path"
+                )
+            outer, inner = sorted([(first, first_path), (second, second_path)], key=_depth)
+            if _nested(outer[1], inner[1]):
+                raise ConfigError(
+                    f"base path {inner[1]!r} of {inner[0]} lies inside {outer[1]!r} of "
+                    f"{outer[0]}; base paths must not nest: give each datastore its own base_path"
+                )
+    seen: dict[str, str] = {}
+    for name, ds in datastores.items():
+        identity = _index_identity(ds)
+        if identity in seen:
+            raise ConfigError(
+                f"datastores {seen[identity]!r} and {name!r} share one index database "
+                f"({identity}), so searches would mix their studies; give each its own "
+                "database_url (or db_secret_arn, or data_dir for the default SQLite file)"
+            )
+        seen[identity] = name
+
+
+def _depth(entry: tuple[str, str]) -> int:
+    return len(entry[1].rstrip("/"))
+
+
+def _nested(outer: str, inner: str) -> bool:
+    return outer == "/" or inner.startswith(outer.rstrip("/") + "/")
+
+
+def _index_identity(settings: Settings) -> str:
+    """What names one index database, whatever the URL's driver, password or spelling."""
+    if settings.db_secret_arn:
+        return f"secret {settings.db_secret_arn}"
+    url = make_url(settings.index_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        database = url.database or ""
+        return f"sqlite:///{Path(database).resolve() if database else ''}"
+    backend = "mysql" if backend == "mariadb" else backend
+    return f"{backend}://{url.host or ''}:{url.port or ''}/{url.database or ''}"
 
 
 def _integer(value: Any) -> int:

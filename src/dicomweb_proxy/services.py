@@ -1,4 +1,4 @@
-"""Build the store and the index a deployment is configured for.
+"""Build the store and the index a deployment is configured for: one pair per datastore.
 
 The one place that knows concrete store and database classes: the HTTP layer, the importer and
 the command line receive what this returns.
@@ -63,7 +63,31 @@ def open_services(
     elif upgrade:
         log.info("index %s: metadata-index layout, read only", engine.url.render_as_string())
     store = open_store(settings, cache_frames=cache_frames)
-    return Services(settings, store, engine, IndexReader(engine, layout))
+    # Ours indexes one datastore; a metadata-index database may list several.
+    scope = None if layout.writable else settings.datastore_id
+    return Services(settings, store, engine, IndexReader(engine, layout, scope))
+
+
+def open_datastores(
+    settings: Settings, *, upgrade: bool = True, cache_frames: bool = True
+) -> dict[str, Services]:
+    """One :class:`Services` per configured datastore, by name, the default first (see
+    :func:`open_services` for the flags). Nothing stays open if one fails."""
+    datastores = settings.all_datastores()
+    opened: dict[str, Services] = {}
+    try:
+        for name, datastore in datastores.items():
+            try:
+                opened[name] = open_services(datastore, upgrade=upgrade, cache_frames=cache_frames)
+            except ConfigError as error:
+                if len(datastores) == 1:
+                    raise
+                raise ConfigError(f"datastore {name!r}: {error}") from None
+    except BaseException:
+        for services in opened.values():
+            services.close()
+        raise
+    return opened
 
 
 def open_store(settings: Settings, *, cache_frames: bool = True) -> ImageSetStore:

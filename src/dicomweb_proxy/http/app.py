@@ -1,8 +1,15 @@
-"""The ASGI application: DICOMweb resources under the configured base path."""
+"""The ASGI application: each datastore's DICOMweb resources under its base path.
+
+Every datastore is a Starlette sub-application of its own, mounted at its base path: the route
+handlers read ``request.app.state.services``, which is then that datastore's. The outer
+application holds what is server-wide: CORS, the viewer (set up for the default datastore),
+``OPTIONS {base}`` and ``GET /``.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -11,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
-from ..config import load_settings
-from ..services import Services, open_services
+from ..config import DEFAULT_DATASTORE, load_settings
+from ..services import Services, open_datastores
 from . import capabilities, qido, rendered, viewer, wado
 from .errors import EXCEPTION_HANDLERS
 from .health import health
@@ -40,8 +47,18 @@ def dicomweb_routes() -> list[Route]:
     ]
 
 
-def create_app(services: Services) -> Starlette:
-    settings = services.settings
+def dicomweb_app(services: Services) -> Starlette:
+    """One datastore's DICOMweb service, to mount at its base path."""
+    app = Starlette(routes=dicomweb_routes(), exception_handlers=EXCEPTION_HANDLERS)
+    app.state.services = services
+    return app
+
+
+def create_app(services: Services | Mapping[str, Services]) -> Starlette:
+    """The server: one datastore's *services*, or several by name, the default first."""
+    datastores = {DEFAULT_DATASTORE: services} if isinstance(services, Services) else services
+    default = next(iter(datastores.values()))
+    settings = default.settings
     middleware = []
     if settings.cors_origins:
         middleware.append(
@@ -54,19 +71,60 @@ def create_app(services: Services) -> Starlette:
                 max_age=3600,
             )
         )
-    base = settings.base_path.rstrip("/")
-    routes = [Mount(base, routes=dicomweb_routes())] if base else dicomweb_routes()
-    routes += viewer.routes(settings)  # the OHIF viewer at /viewer, same origin
-    routes += capabilities.base_routes(base)  # OPTIONS {base}, no final slash
-    routes.append(Route("/", _root(base), methods=["GET", "HEAD"]))
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS)
-    app.state.services = services
+    apps = {each.settings.base_path.rstrip("/"): dicomweb_app(each) for each in datastores.values()}
+    routes = viewer.routes(settings)  # the OHIF viewer at /viewer, same origin
+    for base, datastore_app in apps.items():
+        routes += _base_routes(base, datastore_app)  # OPTIONS {base}, no final slash
+    names = dict(zip(datastores, apps, strict=True))
+    routes.append(Route("/", _root(names), methods=["GET", "HEAD"]))
+    # Last: a base path of "/" mounts at "", which takes every path.
+    routes += [Mount(base, app=datastore_app) for base, datastore_app in apps.items()]
+    handlers = _outer_handlers(list(apps.values()))
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+    app.state.services = default
     return app
 
 
-def _root(base: str):
+def _outer_handlers(datastore_apps: list[Starlette]) -> dict:
+    """EXCEPTION_HANDLERS for the outer app. A datastore's app answers and logs an unexpected
+    error, then re-raises it (Starlette's error middleware always does): not logged again."""
+    log_and_answer = EXCEPTION_HANDLERS[Exception]
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        if any(request.app is datastore_app for datastore_app in datastore_apps):
+            return Response(status_code=500)  # not sent: the datastore's app has answered
+        return await log_and_answer(request, exc)
+
+    return {**EXCEPTION_HANDLERS, Exception: unexpected}
+
+
+def _base_routes(base: str, datastore_app: Starlette) -> list[Route]:
+    """capabilities.base_routes, answered as routes of the datastore's app (they lie outside
+    its mount), so the capabilities name that datastore's URL."""
+    return [
+        Route(route.path, _in_app(datastore_app, route.endpoint), methods=route.methods)
+        for route in capabilities.base_routes(base)
+        if isinstance(route, Route)
+    ]
+
+
+def _in_app(datastore_app: Starlette, endpoint):
+    async def answer(request: Request) -> Response:
+        request.scope["app"] = datastore_app  # what request.app (its state.services) reads
+        return await endpoint(request)
+
+    return answer
+
+
+def _root(bases: Mapping[str, str]):
+    """``GET /``: where the DICOMweb service is, or the services by datastore name."""
+    if len(bases) == 1:
+        text = f"DICOMweb service at {next(iter(bases.values())) or '/'}"
+    else:
+        text = "DICOMweb services at " + ", ".join(f"{b} ({n})" for n, b in bases.items())
+
     async def root(request: Request) -> Response:
-        return PlainTextResponse(f"dicomweb-proxy: DICOMweb service at {base or '/'}\n")
+        return PlainTextResponse(f"dicomweb-proxy: {text}\n")
 
     return root
 
@@ -78,4 +136,4 @@ def create_app_from_environment() -> Starlette:
     # A frame no codec can decode is answered 406 and logged once by us as a warning; pydicom
     # would add every plugin's traceback at ERROR level.
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)
-    return create_app(open_services(settings, upgrade=False))
+    return create_app(open_datastores(settings, upgrade=False))

@@ -16,14 +16,18 @@ from .search import SearchPage, search
 
 
 class IndexReader:
-    def __init__(self, engine: Engine, layout: Layout = OURS) -> None:
+    """Searches see every datastore the index lists, or only *scope*: a metadata-index database
+    may list several datastores' image sets, ours one each (docs/datastores.md)."""
+
+    def __init__(self, engine: Engine, layout: Layout = OURS, scope: str | None = None) -> None:
         self.engine = engine
         self.layout = layout
+        self.scope = scope
 
     def search(self, query: SearchQuery) -> SearchPage:
         """One page of QIDO-RS results; QueryError for keys this index cannot match or sort."""
         with self.engine.connect() as connection:
-            return search(connection, query, self.layout)
+            return search(connection, query, self.layout, self.scope)
 
     def locate(
         self,

@@ -63,6 +63,7 @@ from .layout import OURS, Layout
 from .schema import (
     DEFAULT_ISSUER,
     NO_PATIENT_ID,
+    imageset,
     instance,
     issuer,
     normalize_person_name,
@@ -151,10 +152,18 @@ class SearchPage:
     total: int  # matches of the whole query, not only of this page
 
 
-def search(connection: Connection, query: SearchQuery, layout: Layout = OURS) -> SearchPage:
-    """Run ``query``: its page (limit/offset) in the query's order, and the number of matches.
-    QueryError for a key the index cannot match or sort on."""
+def search(
+    connection: Connection,
+    query: SearchQuery,
+    layout: Layout = OURS,
+    datastore_id: str | None = None,
+) -> SearchPage:
+    """Run ``query``: its page (limit/offset) in the query's order, and the number of matches;
+    with *datastore_id*, only what that datastore holds. QueryError for a key the index cannot
+    match or sort on."""
     plan = _Plan(query, connection.dialect.name, layout)
+    if datastore_id is not None:
+        plan.where.append(plan.in_datastore(datastore_id))
     rows: list[dict[str, Any]] = []
     if query.limit != 0:
         rows = _dicts(connection.execute(plan.page()))
@@ -245,6 +254,19 @@ class _Plan:
         source = self._joins(Level.STUDY, with_patient, with_issuer)
         statement = select(*columns).select_from(source).where(*self.where)
         return statement.order_by(*self.order).limit(self.query.limit).offset(self.query.offset)
+
+    def in_datastore(self, datastore_id: str) -> ColumnElement[bool]:
+        """Only entities with an image set in the datastore: an index may list several."""
+        held = imageset.c.datastoreid == datastore_id
+        if self.query.level == Level.INSTANCE:
+            return instance.c.imageset_pkey.in_(select(imageset.c.imageset_pkey).where(held))
+        series_held = select(imageset.c.series_pkey).where(held)
+        if self.query.level == Level.SERIES:
+            return series.c.series_pkey.in_(series_held)
+        inner = series.alias()
+        return study.c.study_pkey.in_(
+            select(inner.c.study_pkey).where(inner.c.series_pkey.in_(series_held))
+        )
 
     def count(self) -> Select:
         top = min(self.joined, default=self.query.level)
