@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dicomweb_proxy.config import ConfigError, load_settings
+from dicomweb_proxy.config import ConfigError, index_identity, load_settings
+from dicomweb_proxy.services import open_datastores
 
 
 def test_defaults_match_the_reference_proxy():
@@ -172,25 +173,6 @@ def test_public_base_url_is_derived_per_datastore():
     ("datastores", "flags", "message"),
     [
         (
-            {"research": {"database_url": "sqlite:///shared.sqlite"}},
-            {"database_url": "sqlite:///./shared.sqlite"},
-            "datastores 'default' and 'research' share one index database",
-        ),
-        (
-            {
-                "a": {"database_url": "postgresql+psycopg://u:one@db:5432/index"},
-                "b": {"database_url": "postgresql://u:two@db:5432/index"},
-            },
-            {},
-            "datastores 'a' and 'b' share one index database (postgresql://db:5432/index), so "
-            "searches would mix their studies; give each its own database_url",
-        ),
-        (
-            {"research": {"data_dir": "DATA"}},
-            {},
-            "datastores 'default' and 'research' share one index database",
-        ),
-        (
             {"research": {"base_path": "/aetitle"}},
             {},
             "datastore 'default' and datastore 'research' both have base path '/aetitle'; "
@@ -253,9 +235,6 @@ def test_public_base_url_is_derived_per_datastore():
     ],
 )
 def test_bad_datastores_are_refused_by_name(tmp_path, datastores, flags, message):
-    for own in datastores.values():
-        if isinstance(own, dict) and own.get("data_dir") == "DATA":
-            own["data_dir"] = tmp_path
     with pytest.raises(ConfigError) as raised:
         load_settings(
             {"data_dir": tmp_path, **flags, "datastores": datastores},
@@ -284,3 +263,33 @@ def test_selecting_an_unconfigured_datastore_lists_the_configured_ones(tmp_path)
         load_settings(flags, environ={}, datastore="scans")
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings(flags, environ={}).datastore("scans")
+
+
+@pytest.mark.parametrize(
+    ("datastores", "flags"),
+    [
+        (
+            {"research": {"database_url": "sqlite:///shared.sqlite"}},
+            {"database_url": "sqlite:///./shared.sqlite"},
+        ),
+        ({"research": {"data_dir": "DATA"}}, {}),
+    ],
+)
+def test_datastores_sharing_an_index_of_ours_are_refused(tmp_path, monkeypatch, datastores, flags):
+    """Searches would mix their studies. (A metadata-index database may be shared: its
+    searches are kept to each datastore, tests/test_metadata_index.py.)"""
+    monkeypatch.chdir(tmp_path)
+    for own in datastores.values():
+        if own.get("data_dir") == "DATA":
+            own["data_dir"] = tmp_path
+    settings = load_settings({**flags, "data_dir": tmp_path, "datastores": datastores}, environ={})
+    with pytest.raises(ConfigError, match="datastores 'default' and 'research' share one index"):
+        open_datastores(settings)
+
+
+def test_an_index_is_named_whatever_its_driver_or_password():
+    names = [
+        index_identity(load_settings({"database_url": url}, environ={}))
+        for url in ("postgresql+psycopg://u:one@db:5432/index", "postgresql://u:two@db:5432/index")
+    ]
+    assert names == ["postgresql://db:5432/index"] * 2

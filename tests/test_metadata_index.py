@@ -31,7 +31,7 @@ from dicomweb_proxy.index.layout import METADATA_INDEX, detect_layout
 from dicomweb_proxy.index.lookup import Resolver
 from dicomweb_proxy.index.reader import IndexReader
 from dicomweb_proxy.ingest.importer import Importer
-from dicomweb_proxy.services import open_services
+from dicomweb_proxy.services import open_datastores, open_services
 from dicomweb_proxy.stores.base import ImageSetSummary
 from dicomweb_proxy.stores.local import LocalStore
 
@@ -298,3 +298,17 @@ def test_searches_can_be_kept_to_one_datastore(metadata_index, level):
         assert IndexReader(engine, layout, scope="elsewhere").search(query).total == 0
     finally:
         engine.dispose()
+
+
+def test_datastores_may_share_a_metadata_index_database(metadata_index, tmp_path):
+    reader = {"database_url": metadata_index.reader_url}
+    settings = load_settings(
+        {"data_dir": tmp_path, **reader, "datastores": {"other": {**reader, "datastore_id": "x"}}},
+        environ={},
+    )
+    opened = open_datastores(settings, upgrade=False)
+    try:
+        assert [services.reader.scope for services in opened.values()] == ["local", "x"]
+    finally:
+        for services in opened.values():
+            services.close()

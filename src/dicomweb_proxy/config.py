@@ -336,8 +336,8 @@ def _public_base_url(top: Settings, base_path: str) -> str:
 
 
 def _check_apart(datastores: Mapping[str, Settings]) -> None:
-    """Refuse datastores whose base paths meet (one would hide the other) or that share an
-    index (QIDO would answer with both datastores' studies)."""
+    """Refuse datastores whose base paths meet (one would hide the other). (Shared indexes are
+    refused when they are opened: whether one may be shared depends on its layout.)"""
     paths = [(f"datastore {name!r}", ds.base_path) for name, ds in datastores.items()]
     paths += [(owner, path) for path, owner in RESERVED_PATHS.items()]
     for i, (first, first_path) in enumerate(paths):
@@ -353,16 +353,6 @@ def _check_apart(datastores: Mapping[str, Settings]) -> None:
                     f"base path {inner[1]!r} of {inner[0]} lies inside {outer[1]!r} of "
                     f"{outer[0]}; base paths must not nest: give each datastore its own base_path"
                 )
-    seen: dict[str, str] = {}
-    for name, ds in datastores.items():
-        identity = _index_identity(ds)
-        if identity in seen:
-            raise ConfigError(
-                f"datastores {seen[identity]!r} and {name!r} share one index database "
-                f"({identity}), so searches would mix their studies; give each its own "
-                "database_url (or db_secret_arn, or data_dir for the default SQLite file)"
-            )
-        seen[identity] = name
 
 
 def _depth(entry: tuple[str, str]) -> int:
@@ -373,7 +363,7 @@ def _nested(outer: str, inner: str) -> bool:
     return outer == "/" or inner.startswith(outer.rstrip("/") + "/")
 
 
-def _index_identity(settings: Settings) -> str:
+def index_identity(settings: Settings) -> str:
     """What names one index database, whatever the URL's driver, password or spelling."""
     if settings.db_secret_arn:
         return f"secret {settings.db_secret_arn}"

@@ -7,11 +7,12 @@ the command line receive what this returns.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, index_identity
 from .db_secret import index_url
 from .index.database import create_index_engine, upgrade_schema
 from .index.layout import LayoutError, detect_layout
@@ -74,6 +75,7 @@ def open_datastores(
     """One :class:`Services` per configured datastore, by name, the default first (see
     :func:`open_services` for the flags). Nothing stays open if one fails."""
     datastores = settings.all_datastores()
+    _refuse_shared_indexes(datastores)
     opened: dict[str, Services] = {}
     try:
         for name, datastore in datastores.items():
@@ -88,6 +90,35 @@ def open_datastores(
             services.close()
         raise
     return opened
+
+
+def _refuse_shared_indexes(datastores: Mapping[str, Settings]) -> None:
+    """Two datastores in one index of ours would answer each other's searches: refuse. A
+    metadata-index database may list several datastores: searches are kept to each one's."""
+    sharing: dict[str, list[str]] = {}
+    for name, datastore in datastores.items():
+        sharing.setdefault(index_identity(datastore), []).append(name)
+    for identity, names in sharing.items():
+        if len(names) >= 2 and _holds_our_layout(datastores[names[0]]):
+            raise ConfigError(
+                f"datastores {names[0]!r} and {names[1]!r} share one index database "
+                f"({identity}), so searches would mix their studies; give each its own "
+                "database_url (or db_secret_arn, or data_dir for the default SQLite file)"
+            )
+
+
+def _holds_our_layout(settings: Settings) -> bool:
+    """Whether the index is (or will be) ours; a SQLite file always is."""
+    url = index_url(settings)
+    if url.startswith("sqlite"):
+        return True
+    engine = create_index_engine(url)
+    try:
+        return detect_layout(engine).writable
+    except LayoutError:
+        return False  # opening it says what is wrong
+    finally:
+        engine.dispose()
 
 
 def open_store(settings: Settings, *, cache_frames: bool = True) -> ImageSetStore:
