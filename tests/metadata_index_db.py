@@ -4,12 +4,14 @@ The tables follow its published schema (lambda/db_init/schema/tables: issuer, pa
 series, imageset, instance, frame, conflict, with its column types: ``seriesnumber`` is text,
 names are 64 characters, the database's own collation); :func:`index_like_metadata_index` fills
 them from image-set metadata the way its AHItoRDBMS function does: each table's columns from the
-attributes of one level's block whose keyword, lower-cased, is the column name; integers by
-``int()``, dates by ``%Y%m%d`` and times by ``%H%M%S`` (anything else, such as fractional
-seconds, becomes NULL), other values as text; the image set of each series recorded, a second
-image set of a series in ``conflict``; instances point at the last image set that held them;
-counts recomputed. (One difference: that function writes the text 'None' for attributes that
-are present but empty; this one writes NULL.)
+attributes of one level's block whose keyword, lower-cased, is the column name, every column
+written (NULL when the block lacks the attribute); integers by ``int()``, dates by ``%Y%m%d`` and
+times by ``%H%M%S`` (anything else, such as fractional seconds, becomes NULL), other values by
+``str()``, so an attribute present but empty is the text 'None'; a missing Patient ID is 'NO_PID'
+and a missing issuer 'DEFAULT_DOMAIN'; the image set of each series recorded once (its series
+never updated), a second image set of a series in ``conflict``; instances point at the last image
+set that held them; counts recomputed. A value longer than its column fails the image set, which
+is then not indexed at all (strict SQL mode), as that function's transaction fails.
 """
 
 from __future__ import annotations
@@ -37,10 +39,13 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 
 from dicomweb_proxy.stores.base import ImageSetStore
 
 metadata = MetaData()
+NO_ISSUER = "DEFAULT_DOMAIN"
+_MISSING = object()
 
 
 def _pkey(table: str) -> Column:
@@ -156,13 +161,18 @@ conflict = Table(
 )
 
 
-def index_like_metadata_index(engine: Engine, store: ImageSetStore) -> None:
-    """Create the tables and index every image set of *store*."""
+def index_like_metadata_index(engine: Engine, store: ImageSetStore) -> list[str]:
+    """Create the tables and index every image set of *store*; the ids of those that failed."""
     metadata.create_all(engine)
-    with engine.begin() as connection:
-        for summary in store.list_image_sets():
-            document = store.get_image_set_metadata(summary.image_set_id)
-            _index_image_set(connection, document)
+    failed = []
+    for summary in store.list_image_sets():
+        document = store.get_image_set_metadata(summary.image_set_id)
+        try:
+            with engine.begin() as connection:
+                _index_image_set(connection, document)
+        except DBAPIError:
+            failed.append(summary.image_set_id)
+    return failed
 
 
 def _index_image_set(connection: Connection, document: dict[str, Any]) -> None:
@@ -170,11 +180,15 @@ def _index_image_set(connection: Connection, document: dict[str, Any]) -> None:
     issuer_pkey = _upsert(
         connection,
         issuer,
-        {"issuerofpatientid": patient_tags.get("IssuerOfPatientID") or "DEFAULT_DOMAIN"},
+        {
+            "issuerofpatientid": _values(issuer, patient_tags)["issuerofpatientid"]
+            or "DEFAULT_DOMAIN"
+        },
         {},
     )
     patient_values = _values(patient, patient_tags)
-    patient_values["patientid"] = patient_values.get("patientid") or "NO_PID"
+    if patient_values["patientid"] is None:
+        patient_values["patientid"] = "NO_PID"
     patient_pkey = _upsert(
         connection,
         patient,
@@ -195,12 +209,15 @@ def _index_image_set(connection: Connection, document: dict[str, Any]) -> None:
             {"seriesinstanceuid": series_uid},
             {**_values(series, series_block["DICOM"]), "study_pkey": study_pkey},
         )
-        imageset_pkey = _upsert(
-            connection,
-            imageset,
-            {"imagesetid": document["ImageSetID"], "datastoreid": document["DatastoreID"]},
-            {"series_pkey": series_pkey},
-        )
+        imageset_key = {
+            "imagesetid": document["ImageSetID"],
+            "datastoreid": document["DatastoreID"],
+        }
+        imageset_pkey = connection.scalar(
+            select(imageset.c.imageset_pkey).where(
+                *(imageset.c[name] == value for name, value in imageset_key.items())
+            )
+        ) or _upsert(connection, imageset, imageset_key, {"series_pkey": series_pkey})
         holders = connection.scalars(
             select(imageset.c.imageset_pkey).where(imageset.c.series_pkey == series_pkey)
         ).all()
@@ -266,19 +283,21 @@ def _upsert(
 
 
 def _values(table: Table, tags: dict[str, Any]) -> dict[str, Any]:
-    """The table's columns from the block's attributes whose lower-cased keyword names them."""
+    """Every column of the table (but keys) from the block's attribute whose lower-cased keyword
+    names it, NULL when there is none."""
     by_column = {keyword.lower(): value for keyword, value in tags.items()}
-    values = {}
-    for column in table.c:
-        if column.primary_key or column.foreign_keys or column.name not in by_column:
-            continue
-        value = by_column[column.name]
-        if value is not None:
-            values[column.name] = _converted(column, value)
-    return values
+    return {
+        column.name: _converted(column, by_column[column.name])
+        if column.name in by_column
+        else None
+        for column in table.c
+        if not column.primary_key and not column.foreign_keys
+    }
 
 
 def _converted(column: Column, value: Any) -> Any:
+    if value is _MISSING:
+        return None
     try:
         if isinstance(column.type, Integer):
             return int(value)
@@ -290,6 +309,4 @@ def _converted(column: Column, value: Any) -> Any:
             return None
     except (TypeError, ValueError):
         return None
-    text = str(value)
-    length = getattr(column.type, "length", None)
-    return text[:length] if length else text
+    return str(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 from typing import Any
 
 import pydicom
@@ -15,7 +16,7 @@ from dicomweb_proxy.stores.local import LocalStore
 
 from .sample_data import ImportedSamples
 
-pytestmark = pytest.mark.parametrize("imported_samples", ["sqlite"], indirect=True)
+_ON_SQLITE = pytest.mark.parametrize("imported_samples", ["sqlite"], indirect=True)
 
 
 class CountingStore:
@@ -34,6 +35,7 @@ class CountingStore:
         return getattr(self.store, name)
 
 
+@_ON_SQLITE
 def test_unknown_sop_instance_is_not_found_without_reading_the_series(
     imported_samples: ImportedSamples,
 ):
@@ -63,3 +65,35 @@ def test_unknown_sop_instance_is_not_found_without_reading_the_series(
             resolver.instance(study, "1.2.3", str(ds.SOPInstanceUID))  # not in that series
     finally:
         engine.dispose()
+
+
+class _IndexWithoutVersions:
+    """An index (like the metadata-index layout) that lists one image set and no versions."""
+
+    def locate(self, datastore_id, study_uid, series_uid=None, sop_uid=None):
+        return [("a" * 32, "1.2", "1.2.3")], {"a" * 32: None}
+
+
+class _StoreGoingBack:
+    """A store whose reads of the version answer 2, then an older 1 (a slow concurrent read)."""
+
+    datastore_id = "local"
+
+    def __init__(self) -> None:
+        self.answers = [2, 1]
+
+    def get_image_set(self, image_set_id: str) -> Any:
+        return SimpleNamespace(version=self.answers.pop(0))
+
+
+def test_store_versions_never_go_back():
+    resolver = Resolver(_StoreGoingBack(), _IndexWithoutVersions(), version_ttl=0)  # type: ignore[arg-type]
+    assert resolver.plan("1").versions == {"a" * 32: 2}
+    assert resolver.plan("1").versions == {"a" * 32: 2}
+
+
+def test_text_no_index_holds_is_not_looked_up():
+    resolver = Resolver(_StoreGoingBack(), _IndexWithoutVersions())  # type: ignore[arg-type]
+    for uids in (("山田",), ("1", "9" * 65), ("1", "2", "x\u00e9")):
+        with pytest.raises(NotFound):
+            resolver.plan(*uids)

@@ -282,17 +282,17 @@ def cmd_db(args: argparse.Namespace) -> int:
     """Create or upgrade the index schema, or print its revision. A database in the companion
     metadata-index layout is reported as such and never changed."""
     from .index.database import schema_revision
-    from .services import open_services
+    from .services import open_index
 
-    services = open_services(_settings(args), upgrade=args.action == "upgrade")
+    engine, layout = open_index(_settings(args), upgrade=args.action == "upgrade")
     try:
-        if services.reader.layout.writable:
-            revision = f"revision {schema_revision(services.index) or 'none'}"
+        if layout.writable:
+            revision = f"revision {schema_revision(engine) or 'none'}"
         else:
             revision = "metadata-index layout, read only"
     finally:
-        services.close()
-    print(f"index {services.index.url.render_as_string()}: {revision}")
+        engine.dispose()
+    print(f"index {engine.url.render_as_string()}: {revision}")
     return 0
 
 

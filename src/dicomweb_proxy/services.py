@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from .config import ConfigError, Settings, index_identity
 from .db_secret import index_url
 from .index.database import create_index_engine, upgrade_schema
-from .index.layout import LayoutError, detect_layout
+from .index.layout import Layout, LayoutError, detect_layout
 from .index.reader import IndexReader
 from .stores.base import ImageSetStore
 from .stores.local import LocalStore
@@ -52,6 +52,15 @@ def open_services(
     """Open the configured store and index; create or upgrade the index schema if asked (an
     index in the metadata-index layout is only read, never changed). Without *cache_frames*
     (index maintenance) an AHI store has no frame cache nor prefetch."""
+    engine, layout = open_index(settings, upgrade=upgrade)
+    store = open_store(settings, cache_frames=cache_frames)
+    # Ours indexes one datastore; a metadata-index database may list several.
+    scope = None if layout.writable else settings.datastore_id
+    return Services(settings, store, engine, IndexReader(engine, layout, scope))
+
+
+def open_index(settings: Settings, *, upgrade: bool = True) -> tuple[Engine, Layout]:
+    """The index database and its layout, created or upgraded if asked and ours."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_index_engine(index_url(settings))
     try:
@@ -63,10 +72,7 @@ def open_services(
         upgrade_schema(engine)
     elif upgrade:
         log.info("index %s: metadata-index layout, read only", engine.url.render_as_string())
-    store = open_store(settings, cache_frames=cache_frames)
-    # Ours indexes one datastore; a metadata-index database may list several.
-    scope = None if layout.writable else settings.datastore_id
-    return Services(settings, store, engine, IndexReader(engine, layout, scope))
+    return engine, layout
 
 
 def open_datastores(

@@ -9,9 +9,9 @@ A :class:`Layout` says which columns the database has, so one set of statements 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Engine, Integer, String, inspect
+from sqlalchemy import ColumnElement, Engine, Integer, String, inspect, text
 from sqlalchemy.sql.selectable import Alias
 
 from . import schema
@@ -42,6 +42,8 @@ class Layout:
     columns: Mapping[str, frozenset[str]]
     #: "table.column" of integer columns of ours that the database keeps as text.
     text_numbers: frozenset[str] = frozenset()
+    #: "table.column" -> character set of its text columns (MySQL/MariaDB).
+    charsets: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def binary_text(self) -> bool:
@@ -60,7 +62,15 @@ class Layout:
     def holds_text_number(self, column: ColumnElement) -> bool:
         if getattr(column, "table", None) is None:  # an expression (a collated column)
             return False
-        return f"{_table_name(column)}.{column.name}" in self.text_numbers  # type: ignore[attr-defined]
+        return _qualified(column) in self.text_numbers
+
+    def charset(self, column: ColumnElement) -> str | None:
+        """The column's character set, when the database said (MySQL/MariaDB)."""
+        return self.charsets.get(_qualified(column))
+
+
+def _qualified(column: ColumnElement) -> str:
+    return f"{_table_name(column)}.{column.name}"  # type: ignore[attr-defined]
 
 
 def _table_name(column: ColumnElement) -> str:
@@ -107,7 +117,22 @@ def detect_layout(engine: Engine) -> Layout:
         if isinstance(column["type"], String)
         and isinstance(_our_column(table, column["name"].lower()), Integer)
     )
-    return Layout(METADATA_INDEX, columns, text_numbers)
+    return Layout(METADATA_INDEX, columns, text_numbers, _charsets(engine))
+
+
+def _charsets(engine: Engine) -> dict[str, str]:
+    """Character sets of the text columns: a user that may only SELECT can read them."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        return {}
+    statement = text(
+        "SELECT LOWER(table_name), LOWER(column_name), LOWER(character_set_name)"
+        " FROM information_schema.columns"
+        " WHERE table_schema = DATABASE() AND character_set_name IS NOT NULL"
+    )
+    with engine.connect() as connection:
+        return {
+            f"{table}.{column}": charset for table, column, charset in connection.execute(statement)
+        }
 
 
 def _our_column(table: str, name: str) -> object:

@@ -8,6 +8,7 @@ reads): call them from worker threads, except :meth:`Resolver.cached_instance`.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import OrderedDict
@@ -25,6 +26,7 @@ from .schema import imageset, instance, series, study
 if TYPE_CHECKING:
     from .reader import IndexReader
 
+_UID_LENGTH = 64
 InstanceKey = tuple[str, str, str]
 """(Study Instance UID, Series Instance UID, SOP Instance UID)."""
 
@@ -139,18 +141,31 @@ class Resolver:
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> Plan:
         """What the UIDs name and the image-set versions, from the index alone (one query: a
-        remote store is not asked); NotFound when there is nothing."""
-        rows, versions = self.index.locate(self.store.datastore_id, study_uid, series_uid, sop_uid)
+        remote store is not asked, unless the index keeps no versions); NotFound when there is
+        nothing."""
+        plan = self._located(study_uid, series_uid, sop_uid)
+        if all(version is not None for version in plan.versions.values()):
+            return plan
+        versions = {
+            image_set_id: self._store_version(image_set_id) if version is None else version
+            for image_set_id, version in plan.versions.items()
+        }
+        return dataclasses.replace(plan, versions=versions)
+
+    def _located(self, study_uid: str, series_uid: str | None, sop_uid: str | None) -> Plan:
+        """What the index lists for the UIDs (text no index can hold is not asked about)."""
+        uids = (study_uid, series_uid, sop_uid)
+        if not all(uid is None or (uid.isascii() and len(uid) <= _UID_LENGTH) for uid in uids):
+            raise NotFound(_describe(*uids))
+        rows, versions = self.index.locate(self.store.datastore_id, *uids)
         if not rows:
-            raise NotFound(_describe(study_uid, series_uid, sop_uid))
-        for image_set_id, version in versions.items():
-            if version is None:
-                versions[image_set_id] = self._store_version(image_set_id)
-        return Plan((study_uid, series_uid, sop_uid), rows, versions)
+            raise NotFound(_describe(*uids))
+        return Plan(uids, rows, versions)
 
     def _store_version(self, image_set_id: str) -> int | None:
         """The image set's current version from the store (None if it is gone), kept briefly:
-        cached metadata bodies are keyed by versions."""
+        cached metadata bodies are keyed by versions. A version never goes back (a slower
+        concurrent read may return an older one): the body of a newer one may have been sent."""
         now = time.monotonic()
         with self._lock:
             entry = self._versions.get(image_set_id)
@@ -161,8 +176,13 @@ class Resolver:
         except ImageSetNotFound:
             version = None
         with self._lock:
+            known = self._versions.get(image_set_id)
+            if version is not None and known is not None and (known[0] or 0) > version:
+                version = known[0]
             if len(self._versions) >= self.max_instances:
                 self._versions = {k: v for k, v in self._versions.items() if v[1] > now}
+                if len(self._versions) >= self.max_instances:
+                    self._versions.clear()
             self._versions[image_set_id] = (version, now + self.version_ttl)
         return version
 
@@ -205,7 +225,7 @@ class Resolver:
         record = self.cached_instance(key)
         if record is not None:
             return record
-        plan = self.plan(study_uid, series_uid)
+        plan = self._located(study_uid, series_uid, None)  # loading needs no versions
         if not any(row[2] == sop_uid for row in plan.rows):
             raise NotFound(_describe(study_uid, series_uid, sop_uid))
         self.load(plan)

@@ -21,7 +21,9 @@ attributes without a column cannot be matched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -43,6 +45,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.dialects import mysql
 
 from ..dicom.dicom_json import to_dicom_json
 from ..dicom.query import (
@@ -53,11 +56,13 @@ from ..dicom.query import (
     Matcher,
     QueryError,
     Range,
+    ReturnKey,
     SearchQuery,
     SingleValue,
     UidList,
     Universal,
     Wildcard,
+    find_attribute,
 )
 from .layout import OURS, Layout
 from .schema import (
@@ -143,7 +148,10 @@ _DEFAULT_ORDER = {
     Level.INSTANCE: ("InstanceNumber", "SOPInstanceUID"),
 }
 _ESCAPE = "!"
+_INTEGER_TEXT = "^ *[-+]?[0-9]+ *$"  # (SQL REGEXP)
 _BINARY_COLLATION = "utf8mb4_bin"
+_END = "\x01"  # a control character: PN values cannot hold one
+_UTF8MB4 = mysql.CHAR(charset="utf8mb4")
 
 
 @dataclass(frozen=True)
@@ -161,6 +169,8 @@ def search(
     """Run ``query``: its page (limit/offset) in the query's order, and the number of matches;
     with *datastore_id*, only what that datastore holds. QueryError for a key the index cannot
     match or sort on."""
+    if query.include_all and not layout.has(study.c.attributes):
+        query = _with_every_column(query, layout)
     plan = _Plan(query, connection.dialect.name, layout)
     if datastore_id is not None:
         plan.where.append(plan.in_datastore(datastore_id))
@@ -179,7 +189,25 @@ def search(
         _collect_in_study(
             connection, query, layout, [r.values for r in parents[Level.STUDY].values()]
         )
-    return SearchPage(_datasets(query, rows, parents), total)
+    return SearchPage(_datasets(query, rows, parents, layout), total)
+
+
+def _with_every_column(query: SearchQuery, layout: Layout) -> SearchQuery:
+    """``includefield=all`` on a layout without the levels' JSON: every attribute the layout
+    has a column for (or computes), at the query's level and above."""
+    returned = {key.attribute: key for key in query.returned}
+    for keyword in (*COLUMNS, *_COMPUTED):
+        attribute = find_attribute(keyword)
+        column = COLUMNS[keyword] if keyword in COLUMNS else _COMPUTED[keyword][0]
+        in_study = keyword in _IN_STUDY_SOURCES  # collected when the layout lacks the column
+        if (
+            attribute is not None
+            and attribute.level <= query.level
+            and (layout.has(column) or in_study)
+            and attribute not in returned
+        ):
+            returned[attribute] = ReturnKey(attribute, required=False)
+    return dataclasses.replace(query, returned=tuple(returned.values()))
 
 
 def _dicts(result: Result) -> list[dict[str, Any]]:
@@ -211,12 +239,20 @@ def _columns(layout: Layout) -> dict[str, Column]:
 
 
 def _folded_name(column: ColumnElement) -> ColumnElement:
-    """A PN column folded in SQL as normalize_person_name folds (upper case, '^' as space,
-    runs of up to four spaces as one, trimmed), for layouts without a ``*_norm`` column."""
-    spaced = func.replace(column, "^", " ")
+    """A PN column folded in SQL as normalize_person_name folds, for layouts without a
+    ``*_norm`` column: '^' as a space, runs of up to eight spaces as one, none around '=',
+    empty trailing groups dropped, trimmed, upper case. (Plain REPLACE and TRIM: MySQL 5.7 has
+    no REGEXP_REPLACE.)"""
+    folded = func.replace(column, "^", " ")
+    for _ in range(3):
+        folded = func.replace(folded, "  ", " ")
+    for spaced in (" =", "= "):
+        folded = func.replace(folded, spaced, "=")
+    # Trailing '=' (at most two: three groups) are those before an end mark no PN can hold.
+    folded = func.concat(func.trim(folded), _END)
     for _ in range(2):
-        spaced = func.replace(spaced, "  ", " ")
-    return func.upper(func.trim(spaced))
+        folded = func.replace(folded, "=" + _END, _END)
+    return func.upper(func.trim(func.replace(folded, _END, "")))
 
 
 class _Plan:
@@ -321,12 +357,22 @@ class _Plan:
         """The condition as a function of the column it applies to (EXISTS subqueries use
         aliases of the tables)."""
         clause = self._column_matcher(condition)
-        column = IN_STUDY.get(condition.attribute.keyword, COLUMNS.get(condition.attribute.keyword))
-        if self.exact_text and column is not None and isinstance(column.type, String):
-            # A case- and accent-insensitive collation (a MySQL database's default) finds
-            # 'Muller' for 'Müller': its index finds the candidates, the binary collation decides.
+        attribute = condition.attribute
+        column = IN_STUDY.get(attribute.keyword, COLUMNS.get(attribute.keyword))
+        if (
+            not self.exact_text
+            or column is None
+            or not isinstance(column.type, String)
+            or attribute.vr == "UI"  # digits and dots: any collation compares them exactly
+        ):
+            return clause
+        # A case- and accent-insensitive collation (a MySQL database's default) finds 'Muller'
+        # for 'Müller': the column's index finds the candidates, a binary collation decides.
+        if self.layout.charset(column) in (None, "utf8mb4"):
             return lambda c: and_(clause(c), clause(c.collate(_BINARY_COLLATION)))
-        return clause
+        # Another character set (latin1, utf8mb3) cannot even compare with values it cannot
+        # hold ('山田'): the column is converted, its index unused.
+        return lambda c: clause(cast(c, _UTF8MB4).collate(_BINARY_COLLATION))
 
     def _column_matcher(
         self, condition: Condition
@@ -347,11 +393,18 @@ class _Plan:
         placeholder = _PLACEHOLDERS.get(keyword)
         if placeholder is not None:  # recorded for "unknown", which matches no value
             return lambda column: and_(self._match(column, matcher), column != placeholder)
-        return lambda column: self._match(self._numeric(column), matcher)
+        return lambda column: self._match_number_or_value(column, matcher)
+
+    def _match_number_or_value(self, column: ColumnElement, matcher: Matcher) -> ColumnElement:
+        """Integers kept as text by the layout (metadata-index: seriesnumber) match as numbers,
+        and only text that is one ('None' or '' is not 0)."""
+        if self.layout.holds_text_number(column):
+            is_integer = column.regexp_match(_INTEGER_TEXT)
+            return and_(is_integer, self._match(cast(column, Integer), matcher))
+        return self._match(column, matcher)
 
     def _numeric(self, column: ColumnElement) -> ColumnElement:
-        """Integers kept as text by the layout (metadata-index: seriesnumber) as integers, so
-        they match and sort as numbers."""
+        """Integers kept as text by the layout, as integers: they sort as numbers."""
         if self.layout.holds_text_number(column):
             return cast(column, Integer)
         return column
@@ -609,13 +662,15 @@ def _parent_records(
 #: What the layouts without a column for them collect ModalitiesInStudy and SOPClassesInStudy
 #: from: (the column they stand in for, study_pkey and value of each series or instance).
 _IN_STUDY_SOURCES: dict[str, tuple[Column, Select]] = {
+    # Not DISTINCT: a case-insensitive collation would take 'ct' for 'CT'; series are few.
     "ModalitiesInStudy": (
         study.c.modalitiesinstudy,
         select(series.c.study_pkey, series.c.modality),
     ),
+    # UIDs, which any collation tells apart; instances are many.
     "SOPClassesInStudy": (
         study.c.sopclassesinstudy,
-        select(series.c.study_pkey, instance.c.sopclassuid).join_from(instance, series),
+        select(series.c.study_pkey, instance.c.sopclassuid).join_from(instance, series).distinct(),
     ),
 }
 
@@ -632,9 +687,7 @@ def _collect_in_study(
         if keyword not in returned or layout.has(column) or not wanted:
             continue
         found: dict[int, set[str]] = {}
-        for study_pkey, value in connection.execute(
-            source.where(series.c.study_pkey.in_(wanted)).distinct()
-        ):
+        for study_pkey, value in connection.execute(source.where(series.c.study_pkey.in_(wanted))):
             if value:
                 found.setdefault(study_pkey, set()).add(value)
         for row in studies:
@@ -653,10 +706,12 @@ class _Field:
     computed: tuple[str, Callable[[Any], dict]] | None  # (column label, converter)
     column: str | None  # label of the column that fills in when no JSON has it
     exact_column: bool  # the column holds the value exactly as DICOM JSON has it: read it first
-    placeholder: str | None  # a column value that means "unknown"
+    placeholders: frozenset[str]  # column values that mean "unknown"
 
 
-def _fields(query: SearchQuery, levels: list[Level]) -> list[_Field]:
+def _fields(query: SearchQuery, levels: list[Level], layout: Layout) -> list[_Field]:
+    # The metadata-index layout's indexer writes str(None) for attributes present but empty.
+    empty = frozenset() if layout.writable else frozenset({"None"})
     fields = []
     for key in query.returned:
         attribute, keyword = key.attribute, key.attribute.keyword
@@ -672,17 +727,20 @@ def _fields(query: SearchQuery, levels: list[Level]) -> list[_Field]:
                 (_label(computed[0]), computed[1]) if computed else None,
                 _label(column) if column is not None else None,
                 column is not None and attribute.vr in _EXACT_VRS,
-                _PLACEHOLDERS.get(keyword),
+                empty | {_PLACEHOLDERS[keyword]} if keyword in _PLACEHOLDERS else empty,
             )
         )
     return fields
 
 
 def _datasets(
-    query: SearchQuery, rows: list[Mapping[str, Any]], parents: dict[Level, dict[int, _Record]]
+    query: SearchQuery,
+    rows: list[dict[str, Any]],
+    parents: dict[Level, dict[int, _Record]],
+    layout: Layout,
 ) -> list[DatasetJSON]:
     above = [level for level in (Level.SERIES, Level.STUDY) if level in parents]
-    fields = _fields(query, [query.level, *above])
+    fields = _fields(query, [query.level, *above], layout)
     own_table = _OWN_TABLE[query.level]
     datasets = []
     for row in rows:
@@ -723,17 +781,38 @@ def _element(field: _Field, records: list[_Record]) -> dict | None:
 def _from_column(field: _Field, records: list[_Record]) -> dict | None:
     for record in records:
         value = record.values.get(field.column)  # type: ignore[arg-type]
-        if value is not None and value != field.placeholder:
-            return _column_element(field, value)
+        if value is not None and value not in field.placeholders:
+            element = _column_element(field, value)
+            if element is not None:
+                return element
     return None
 
 
-def _column_element(field: _Field, value: Any) -> dict:
-    """A column value as a DICOM JSON element; plain strings and numbers need no converter."""
+def _column_element(field: _Field, value: Any) -> dict | None:
+    """A column value as a DICOM JSON element; plain strings and numbers need no converter.
+    None for text that is no number in a number column (a layout keeping IS as text)."""
     plain_text = isinstance(value, str) and "\\" not in value and field.vr not in _TEXT_CONVERTED
     if plain_text or isinstance(value, int | float):
         return {"vr": field.vr, "Value": [value]}
+    if field.vr in ("IS", "DS"):
+        numbers = _numbers(str(value), integers=field.vr == "IS")
+        return None if numbers is None else {"vr": field.vr, "Value": numbers}
     return to_dicom_json({field.tag: _dicom_text(value)}, {field.tag: field.vr})[field.tag]
+
+
+def _numbers(text: str, *, integers: bool) -> list[int | float] | None:
+    """IS or DS text as JSON numbers; None unless every value is one (an IS value a whole
+    number): a layout keeping them as text may hold 'None' or ''."""
+    numbers: list[int | float] = []
+    for item in text.split("\\"):
+        try:
+            number = float(item)
+        except ValueError:
+            return None
+        if not math.isfinite(number) or (integers and not number.is_integer()):
+            return None
+        numbers.append(int(number) if number.is_integer() else number)
+    return numbers
 
 
 def _dicom_text(value: Any) -> Any:
