@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,16 +21,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(data_dir: Path, *args: str, database_url: str | None = None) -> Iterator[str]:
-    """Run ``dicomweb-proxy serve`` and yield its DICOMweb base URL once /health answers 200."""
+def live_server(
+    data_dir: Path,
+    *args: str,
+    database_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[str]:
+    """Run ``dicomweb-proxy serve`` and yield its DICOMweb base URL once /health answers 200;
+    *env* adds environment variables (the server sees none of ours, DICOMWEB_PROXY_*)."""
     port = free_port()
     command = [sys.executable, "-m", "dicomweb_proxy", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--data-dir", str(data_dir), "--workers", "1", *args]
     if database_url:
         command += ["--database-url", database_url]
     log = open(data_dir / f"server-{port}.log", "w+")  # noqa: SIM115 - closed below
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DICOMWEB_PROXY_")}
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DICOMWEB_PROXY_")}
+    environment.update(env or {})
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
     base = f"http://127.0.0.1:{port}/aetitle"
     if "--base-path" in args:
         base = f"http://127.0.0.1:{port}{args[args.index('--base-path') + 1]}"

@@ -8,11 +8,13 @@ Fixtures (conftest.py makes them available to every test module):
 ``imported_samples``
     :class:`ImportedSamples`: a data dir holding the store and an index database into which
     ``sample_files`` were imported with the real importer. Parametrized like ``index_url``
-    (``[sqlite]``, ``[postgres]``, ``[mariadb]``, same marks and skip/fail policy), session
-    scoped: each database is imported into once. Read-only: do not change what it holds.
+    (``[sqlite]``, ``[postgres]``, ``[mariadb]``, same marks and skip/fail policy), plus
+    ``[ahi]``: a SQLite index and a store whose datastore the AHI emulator serves. Session
+    scoped: each is imported into once. Read-only: do not change what it holds.
 ``samples_server``
     The DICOMweb base URL of the real server (``dicomweb-proxy serve``) on ``imported_samples``,
-    started once per database.
+    started once per param; for ``[ahi]`` with ``--store ahi`` reading the datastore through
+    boto3 from the emulator (in a thread of the test process).
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ from typing import Any
 
 import pytest
 
+from dicomweb_proxy.ahi_emulator import running_emulator
 from dicomweb_proxy.config import load_settings
 from dicomweb_proxy.ingest.importer import Importer
 from dicomweb_proxy.samples import generate_sample_studies
 from dicomweb_proxy.services import open_services
 
+from .ahi_fixtures import DATASTORE as AHI_DATASTORE
+from .ahi_fixtures import REGION as AHI_REGION
 from .live_server import live_server
 from .pydicom_files import bundled_files
 
@@ -38,6 +43,8 @@ class ImportedSamples:
     data_dir: Path
     database_url: str
     files: list[Path]  # the sample files the importer accepted (some bundled ones lack UIDs)
+    datastore_id: str = "local"  # of the store under data_dir
+    served_by_ahi: bool = False  # samples_server reads the store through the AHI emulator
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +58,7 @@ def sample_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         pytest.param("sqlite"),
         pytest.param("postgres", marks=pytest.mark.postgres),
         pytest.param("mariadb", marks=pytest.mark.mariadb),
+        pytest.param("ahi"),
     ],
 )
 def imported_samples(
@@ -60,22 +68,43 @@ def imported_samples(
     sample_databases: Any,  # conftest.py
 ) -> ImportedSamples:
     data_dir = tmp_path_factory.mktemp(f"samples-{request.param}")
-    if request.param == "sqlite":
+    if request.param in ("sqlite", "ahi"):
         url = f"sqlite:///{data_dir / 'index.sqlite'}"
     else:
         url = sample_databases.url(request.param).render_as_string(hide_password=False)
-    services = open_services(load_settings({"data_dir": data_dir, "database_url": url}, environ={}))
+    served_by_ahi = request.param == "ahi"
+    datastore_id = AHI_DATASTORE if served_by_ahi else "local"
+    flags = {"data_dir": data_dir, "database_url": url, "datastore_id": datastore_id}
+    services = open_services(load_settings(flags, environ={}))
     try:
         report = Importer(services.store, services.index).run(sample_files)
     finally:
         services.close()
     failed = {Path(failure.path) for failure in report.failures}
-    return ImportedSamples(data_dir, url, [path for path in sample_files if path not in failed])
+    files = [path for path in sample_files if path not in failed]
+    return ImportedSamples(data_dir, url, files, datastore_id, served_by_ahi)
 
 
 @pytest.fixture(scope="session")
 def samples_server(imported_samples: ImportedSamples) -> Iterator[str]:
-    with live_server(imported_samples.data_dir, database_url=imported_samples.database_url) as base:
+    if not imported_samples.served_by_ahi:
+        with live_server(
+            imported_samples.data_dir, database_url=imported_samples.database_url
+        ) as base:
+            yield base
+        return
+    proxy_dir = imported_samples.data_dir / "proxy"  # the server's own: its frame cache
+    proxy_dir.mkdir(exist_ok=True)
+    with (
+        running_emulator(imported_samples.data_dir) as endpoint,
+        live_server(
+            proxy_dir,
+            *("--store", "ahi", "--datastore-id", AHI_DATASTORE, "--aws-region", AHI_REGION),
+            *("--ahi-endpoint-url", endpoint),
+            database_url=imported_samples.database_url,
+            env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        ) as base,
+    ):
         yield base
 
 

@@ -25,7 +25,7 @@ from dicomweb_client.api import DICOMwebClient
 
 from .sample_data import ImportedSamples
 
-pytestmark = pytest.mark.parametrize("imported_samples", ["sqlite"], indirect=True)
+pytestmark = pytest.mark.parametrize("imported_samples", ["sqlite", "ahi"], indirect=True)
 
 OHIF_STUDY_FIELDS = ["00081030", "00080060", "00080090", "00100030"]
 OHIF_SERIES_FIELDS = ["00080021", "00080031", "0008103E", "00200011"]

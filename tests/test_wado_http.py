@@ -28,7 +28,7 @@ from .sample_data import ImportedSamples, url
 from .test_ahi_json import assert_same_elements
 from .test_frames import source_frames
 
-pytestmark = pytest.mark.parametrize("imported_samples", ["sqlite"], indirect=True)
+pytestmark = pytest.mark.parametrize("imported_samples", ["sqlite", "ahi"], indirect=True)
 
 OCTET = "application/octet-stream"
 OHIF_QUOTED = f'multipart/related; type="{OCTET}"; transfer-syntax="*"'
@@ -75,7 +75,7 @@ def server(imported_samples: ImportedSamples, samples_server: str) -> Iterator[S
             ds = pydicom.dcmread(path)
             holders.setdefault(str(ds.SOPInstanceUID), []).append(ds)
     sources = {uid: files[0] for uid, files in holders.items() if len(files) == 1}
-    store = LocalStore(imported_samples.data_dir / "store", "local")
+    store = LocalStore(imported_samples.data_dir / "store", imported_samples.datastore_id)
     with httpx.Client(timeout=60) as http:
         yield Server(samples_server, http, DICOMwebClient(samples_server), store, sources)
 
