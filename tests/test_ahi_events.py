@@ -124,7 +124,7 @@ def test_lambda_handler_reports_failed_messages_for_redelivery(
     monkeypatch.setenv("DICOMWEB_PROXY_DATASTORE_ID", DATASTORE)
     monkeypatch.setenv("DICOMWEB_PROXY_DATA_DIR", str(tmp_path / "lambda"))
     monkeypatch.setenv("AWS_ENDPOINT_URL_MEDICAL_IMAGING", ahi_source.url)
-    ahi_events._lambda_services.cache_clear()
+    ahi_events._lambda_datastores.cache_clear()
     ids = [s.image_set_id for s in ahi_source.store.list_image_sets()][:3]
     ahi_source.faults(
         errors=[{"error": "AccessDeniedException", "operations": ["GetImageSetMetadata"]}]
@@ -139,8 +139,9 @@ def test_lambda_handler_reports_failed_messages_for_redelivery(
             ahi_source.faults(errors=[{"error": "AccessDeniedException"}])
             ahi_events.handler(event("Image Set Updated", "a" * 32), None)
     finally:
-        ahi_events._lambda_services().close()
-        ahi_events._lambda_services.cache_clear()
+        for services in ahi_events._lambda_datastores().values():
+            services.close()
+        ahi_events._lambda_datastores.cache_clear()
     engine = create_index_engine(f"sqlite:///{tmp_path / 'lambda' / 'index.sqlite'}")
     assert sorted(index_snapshot_ids(engine)) == sorted(ids)
     engine.dispose()
@@ -155,3 +156,39 @@ def test_index_event_command(ahi_source: AhiSource, tmp_path: Path, capsys):
     assert main(args) == 0
     assert capsys.readouterr().out == f"image set {image_set_id}: indexed\n"
     assert main([*args[:2], str(tmp_path / "missing.json"), *args[3:]]) == 1
+
+
+def test_lambda_handler_routes_each_event_to_the_datastore_it_names(
+    ahi_source: AhiSource, tmp_path: Path, monkeypatch, caplog
+):
+    """Two datastores configured: an event of the second goes to its index, not ignored by
+    the default one; an event of a datastore not configured is ignored."""
+    second = "f" * 32
+    monkeypatch.setenv("DICOMWEB_PROXY_STORE", "ahi")
+    monkeypatch.setenv("DICOMWEB_PROXY_DATASTORE_ID", DATASTORE)
+    monkeypatch.setenv("DICOMWEB_PROXY_DATA_DIR", str(tmp_path / "lambda"))
+    monkeypatch.setenv(
+        "DICOMWEB_PROXY_DATASTORES", json.dumps({"second": {"datastore_id": second}})
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL_MEDICAL_IMAGING", ahi_source.url)
+    ahi_events._lambda_datastores.cache_clear()
+    image_set_id = next(ahi_source.store.list_image_sets()).image_set_id
+    batch = sqs_batch(
+        event("Image Set Created", image_set_id),
+        event("Image Set Deleted", image_set_id, datastore_id=second),
+        event("Image Set Created", image_set_id, datastore_id="e" * 32),
+    )
+    caplog.set_level("INFO", logger="dicomweb_proxy.ingest.ahi_events")
+    try:
+        assert ahi_events.handler(batch, None) == {"batchItemFailures": []}
+    finally:
+        for services in ahi_events._lambda_datastores().values():
+            services.close()
+        ahi_events._lambda_datastores.cache_clear()
+    outcomes = [record.getMessage().split(": ", 1)[1] for record in caplog.records]
+    assert outcomes[0] == "indexed"
+    assert not outcomes[1].startswith("ignored")  # the second datastore's index handled it
+    assert outcomes[2] == f"ignored: datastore {'e' * 32}"
+    engine = create_index_engine(f"sqlite:///{tmp_path / 'lambda' / 'index.sqlite'}")
+    assert index_snapshot_ids(engine) == [image_set_id]
+    engine.dispose()

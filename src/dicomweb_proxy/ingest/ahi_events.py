@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from ..config import ENV_PREFIX, load_settings
-from ..services import Services, open_services
+from ..services import Services, open_datastores
 from ..stores.base import ImageSetStore, StoreError
 from .ahi_sync import reconcile
 
@@ -57,10 +57,12 @@ def handle_events(document: Any, store: ImageSetStore, engine: Engine) -> list[E
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """AWS Lambda entry point. Settings come from the environment: DICOMWEB_PROXY_STORE=ahi,
     DICOMWEB_PROXY_DATASTORE_ID, DB_SECRET_ARN (or DICOMWEB_PROXY_DATABASE_URL); the region
-    from AWS_DEFAULT_REGION, which Lambda sets."""
-    services = _lambda_services()
-    services.require_writable_index("apply image-set events")
-    results = handle_events(event, services.store, services.index)
+    from AWS_DEFAULT_REGION, which Lambda sets. With several datastores configured
+    (DICOMWEB_PROXY_DATASTORES, docs/datastores.md) each event goes to the one it names."""
+    datastores = _lambda_datastores()
+    results = [
+        _handle(message_id, item, *_target(datastores, item)) for message_id, item in _events(event)
+    ]
     for result in results:
         log.info("image set %s: %s", result.image_set_id, result.outcome)
     unnamed = [result for result in results if result.failed and result.message_id is None]
@@ -74,12 +76,27 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 @cache
-def _lambda_services() -> Services:
+def _lambda_datastores() -> dict[str, Services]:
     """Opened on the first invocation and kept while Lambda keeps the container warm. The data
     folder defaults to /tmp, the only place Lambda can write."""
     logging.getLogger("dicomweb_proxy").setLevel(logging.INFO)
     data_dir = os.environ.get(ENV_PREFIX + "DATA_DIR") or LAMBDA_DATA_DIR
-    return open_services(load_settings({"data_dir": data_dir}), cache_frames=False)
+    datastores = open_datastores(load_settings({"data_dir": data_dir}), cache_frames=False)
+    for services in datastores.values():
+        services.require_writable_index("apply image-set events")
+    return datastores
+
+
+def _target(datastores: dict[str, Services], event: Any) -> tuple[ImageSetStore, Engine]:
+    """The store and index of the datastore the event names; the default one's (which ignores
+    it, naming the datastore) when none is configured."""
+    detail = event.get("detail") if isinstance(event, dict) else None
+    named = detail.get("datastoreId") if isinstance(detail, dict) else None
+    chosen = next(
+        (s for s in datastores.values() if s.store.datastore_id == named),
+        next(iter(datastores.values())),
+    )
+    return chosen.store, chosen.index
 
 
 def _events(document: Any) -> Iterator[tuple[str | None, Any]]:
