@@ -6,28 +6,53 @@ serving another layout or database changes nothing above it.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+import time
+
+from sqlalchemy import Connection, Engine, select
 
 from ..dicom.query import SearchQuery
 from .layout import OURS, Layout
 from .lookup import locate
-from .schema import study
+from .schema import imageset, study
 from .search import SearchPage, search
 
 
 class IndexReader:
     """Searches see every datastore the index lists, or only *scope*: a metadata-index database
-    may list several datastores' image sets, ours one each (docs/datastores.md)."""
+    may list several datastores' image sets, ours one each (docs/datastores.md). Keeping to the
+    scope costs (an IN over its series): it is done only while the index lists another
+    datastore, which is checked every *scope_check_s* seconds."""
 
-    def __init__(self, engine: Engine, layout: Layout = OURS, scope: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        layout: Layout = OURS,
+        scope: str | None = None,
+        *,
+        scope_check_s: float = 60.0,
+    ) -> None:
         self.engine = engine
         self.layout = layout
         self.scope = scope
+        self.scope_check_s = scope_check_s
+        self._others_checked: tuple[bool, float] | None = None  # (others listed, when)
 
     def search(self, query: SearchQuery) -> SearchPage:
         """One page of QIDO-RS results; QueryError for keys this index cannot match or sort."""
         with self.engine.connect() as connection:
-            return search(connection, query, self.layout, self.scope)
+            scope = self.scope if self._lists_other_datastores(connection) else None
+            return search(connection, query, self.layout, scope)
+
+    def _lists_other_datastores(self, connection: Connection) -> bool:
+        if self.scope is None:
+            return False
+        now = time.monotonic()
+        checked = self._others_checked
+        if checked is None or now - checked[1] >= self.scope_check_s:
+            other = select(imageset.c.datastoreid).where(imageset.c.datastoreid != self.scope)
+            checked = (connection.execute(other.limit(1)).first() is not None, now)
+            self._others_checked = checked
+        return checked[0]
 
     def locate(
         self,
