@@ -10,8 +10,9 @@ times by ``%H%M%S`` (anything else, such as fractional seconds, becomes NULL), o
 ``str()``, so an attribute present but empty is the text 'None'; a missing Patient ID is 'NO_PID'
 and a missing issuer 'DEFAULT_DOMAIN'; the image set of each series recorded once (its series
 never updated), a second image set of a series in ``conflict``; instances point at the last image
-set that held them; counts recomputed. A value longer than its column fails the image set, which
-is then not indexed at all (strict SQL mode), as that function's transaction fails.
+set that held them; counts recomputed. Every statement commits on its own, as there: a value
+longer than its column (strict SQL mode) fails the image set at that row, leaving what was
+written before it (a study without its series).
 """
 
 from __future__ import annotations
@@ -165,13 +166,14 @@ def index_like_metadata_index(engine: Engine, store: ImageSetStore) -> list[str]
     """Create the tables and index every image set of *store*; the ids of those that failed."""
     metadata.create_all(engine)
     failed = []
-    for summary in store.list_image_sets():
-        document = store.get_image_set_metadata(summary.image_set_id)
-        try:
-            with engine.begin() as connection:
+    with engine.connect() as connection:
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        for summary in store.list_image_sets():
+            document = store.get_image_set_metadata(summary.image_set_id)
+            try:
                 _index_image_set(connection, document)
-        except DBAPIError:
-            failed.append(summary.image_set_id)
+            except DBAPIError:
+                failed.append(summary.image_set_id)
     return failed
 
 

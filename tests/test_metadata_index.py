@@ -9,7 +9,9 @@ the source files, and WADO answers must be the same from both servers.
 
 from __future__ import annotations
 
+import json
 import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,6 +32,7 @@ from dicomweb_proxy.dicom.query import Level, parse_search
 from dicomweb_proxy.index.layout import METADATA_INDEX, detect_layout
 from dicomweb_proxy.index.lookup import NotFound, Resolver
 from dicomweb_proxy.index.reader import IndexReader
+from dicomweb_proxy.ingest import ahi_events
 from dicomweb_proxy.ingest.importer import Importer
 from dicomweb_proxy.services import open_datastores, open_services
 from dicomweb_proxy.stores.base import ImageSetSummary
@@ -342,7 +345,14 @@ def test_datastores_may_share_a_metadata_index_database(metadata_index, tmp_path
 _CRAFTED_STUDIES = [
     # (patient id, name, study UID, accession, description, [(series UID, modality, number)])
     ("P1", "Müller^Jürgen", "1.1", "A1", "Kopf", [("1.1.1", "CT", "1"), ("1.1.2", "ct", "2")]),
-    ("P2", "Muller^Hans", "1.2", "A2", "None", [("1.2.1", "MR", "None"), ("1.2.2", "MR", "")]),
+    (
+        "P2",
+        "Muller^Hans",
+        "1.2",
+        "A2",
+        "None",
+        [("1.2.1", "MR", "None"), ("1.2.2", "MR", ""), ("1.2.3", "None", "3")],
+    ),
     ("P3", "Doe^John^^^=山田^太郎", "1.3", "a1", None, [("1.3.1", "US", "10")]),
     ("P4", "Wang^XiaoDong=王^小東=", "1.4", None, None, [("1.4.1", "US", "1.0")]),
 ]
@@ -375,8 +385,13 @@ def _write_crafted(connection: Connection, studies: list) -> None:
     connection.execute(
         insert(tables.issuer).values(issuer_pkey=1, issuerofpatientid="DEFAULT_DOMAIN")
     )
+    others = [
+        ("P9", "Other^Datastore", "9.9", "A9", None, [("9.9.1", "CT", "1")]),
+        # Left when its first series failed (a value too long): no series, no counts.
+        ("P8", "Half^Written", "8.8", "A8", None, []),
+    ]
     for number, (patient_id, name, study_uid, accession, description, series_list) in enumerate(
-        [*studies, ("P9", "Other^Datastore", "9.9", "A9", None, [("9.9.1", "CT", "1")])], start=1
+        [*studies, *others], start=1
     ):
         connection.execute(
             insert(tables.patient).values(
@@ -390,7 +405,8 @@ def _write_crafted(connection: Connection, studies: list) -> None:
                 studyinstanceuid=study_uid,
                 accessionnumber=accession,
                 studydescription=description,
-                numberofstudyrelatedseries=len(series_list),
+                numberofstudyrelatedseries=len(series_list) or None,
+                numberofstudyrelatedinstances=len(series_list) or None,
             )
         )
         for series_uid, modality, series_number in series_list:
@@ -400,6 +416,7 @@ def _write_crafted(connection: Connection, studies: list) -> None:
                     seriesinstanceuid=series_uid,
                     modality=modality,
                     seriesnumber=series_number,
+                    numberofseriesrelatedinstances=1,
                 )
             ).inserted_primary_key[0]
             datastore = "elsewhere" if study_uid == "9.9" else "local"
@@ -441,7 +458,11 @@ def _found(engine: Engine, level: Level, parameters: dict[str, str], tag: str = 
         ({"StudyDescription": "köpf"}, [], []),
         ({"ModalitiesInStudy": "ct"}, ["1.1"], ["1.1"]),
         ({"PatientID": "山"}, [], []),
-        ({}, ["1.1", "1.2", "1.3", "1.4"], ["1.1", "1.2"]),  # not 9.9: another datastore's
+        ({"ModalitiesInStudy": "None"}, [], []),  # its indexer's text for an empty value
+        ({"StudyDescription": "None"}, [], []),
+        # Not 9.9, another datastore's; not 8.8, without instances.
+        ({}, ["1.1", "1.2", "1.3", "1.4"], ["1.1", "1.2"]),
+        ({"PatientName": "Half*"}, [], []),
     ],
 )
 def test_matching_is_exact_whatever_the_collation(crafted, parameters, utf8mb4, latin1):
@@ -457,8 +478,10 @@ def test_text_its_indexer_wrote_for_nothing_is_not_returned(crafted):
     assert by_uid["1.1"]["00081030"] == {"vr": "LO", "Value": ["Kopf"]}  # includefield=all
     assert "00081030" not in by_uid["1.2"]  # 'None': empty
     assert sorted(by_uid["1.1"]["00080061"]["Value"]) == ["CT", "ct"]
+    assert by_uid["1.2"]["00080061"]["Value"] == ["MR"]  # not its 'None'
     series = reader.search(parse_search(Level.SERIES, [("StudyInstanceUID", "1.2")])).datasets
-    assert [s.get("00200011") for s in series] == [{"vr": "IS"}] * 2  # 'None', '': no number
+    numbers = [s.get("00200011") for s in series]  # 'None' and '' are no numbers
+    assert numbers == [{"vr": "IS"}, {"vr": "IS"}, {"vr": "IS", "Value": [3]}]
     assert _found(engine, Level.SERIES, {"SeriesNumber": "0"}, "0020000E") == []
     assert _found(engine, Level.SERIES, {"SeriesNumber": "2"}, "0020000E") == ["1.1.2"]
 
@@ -472,3 +495,46 @@ def test_uids_no_index_holds_are_not_found_without_a_query(crafted):
         resolver.plan("山田")
     with pytest.raises(NotFound):
         resolver.plan("1." * 40)
+
+
+def test_lambda_handler_ignores_the_events_of_a_read_only_datastore(
+    metadata_index, tmp_path, monkeypatch, caplog
+):
+    """A metadata-index datastore beside one of ours: the handler indexes the events of ours
+    and ignores the others (its own indexer has them), rather than failing them all."""
+    image_set_id = next(LocalStore(metadata_index.data_dir / "store", "local").list_image_sets())
+    monkeypatch.setenv("DICOMWEB_PROXY_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(
+        "DICOMWEB_PROXY_DATASTORES",
+        json.dumps({"mi": {"database_url": metadata_index.reader_url, "datastore_id": "mi"}}),
+    )
+    store_dir = tmp_path / "store" / "local"
+    shutil.copytree(metadata_index.data_dir / "store" / "local", store_dir)
+    ahi_events._lambda_datastores.cache_clear()
+    caplog.set_level("INFO", logger="dicomweb_proxy.ingest.ahi_events")
+    batch = {
+        "Records": [
+            {"messageId": f"m{n}", "body": json.dumps(_event(datastore, image_set_id.image_set_id))}
+            for n, datastore in enumerate(("local", "mi"))
+        ]
+    }
+    try:
+        assert ahi_events.handler(batch, None) == {"batchItemFailures": []}
+    finally:
+        for services in ahi_events._lambda_datastores().values():
+            services.close()
+        ahi_events._lambda_datastores.cache_clear()
+    outcomes = [
+        record.getMessage().split(": ", 1)[1]
+        for record in caplog.records
+        if record.name == ahi_events.log.name
+    ]
+    assert outcomes == ["indexed", "ignored: datastore mi"]
+
+
+def _event(datastore_id: str, image_set_id: str) -> dict:
+    return {
+        "source": "aws.medical-imaging",
+        "detail-type": "Image Set Created",
+        "detail": {"datastoreId": datastore_id, "imageSetId": image_set_id},
+    }

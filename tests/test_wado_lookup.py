@@ -94,6 +94,6 @@ def test_store_versions_never_go_back():
 
 def test_text_no_index_holds_is_not_looked_up():
     resolver = Resolver(_StoreGoingBack(), _IndexWithoutVersions())  # type: ignore[arg-type]
-    for uids in (("山田",), ("1", "9" * 65), ("1", "2", "x\u00e9")):
+    for uids in (("山田",), ("1", "9" * 65), ("1", "2", "x\u00e9"), ("1 ",)):
         with pytest.raises(NotFound):
             resolver.plan(*uids)

@@ -9,6 +9,7 @@ reads): call them from worker threads, except :meth:`Resolver.cached_instance`.
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -26,7 +27,9 @@ from .schema import imageset, instance, series, study
 if TYPE_CHECKING:
     from .reader import IndexReader
 
-_UID_LENGTH = 64
+#: What an index can hold as a UID (lenient: some files break PS3.5's digits and dots). Spaces
+#: are refused too: MySQL collations ignore trailing ones.
+_POSSIBLE_UID = re.compile(r"[!-~]{1,64}")
 InstanceKey = tuple[str, str, str]
 """(Study Instance UID, Series Instance UID, SOP Instance UID)."""
 
@@ -155,7 +158,7 @@ class Resolver:
     def _located(self, study_uid: str, series_uid: str | None, sop_uid: str | None) -> Plan:
         """What the index lists for the UIDs (text no index can hold is not asked about)."""
         uids = (study_uid, series_uid, sop_uid)
-        if not all(uid is None or (uid.isascii() and len(uid) <= _UID_LENGTH) for uid in uids):
+        if not all(uid is None or _POSSIBLE_UID.fullmatch(uid) for uid in uids):
             raise NotFound(_describe(*uids))
         rows, versions = self.index.locate(self.store.datastore_id, *uids)
         if not rows:

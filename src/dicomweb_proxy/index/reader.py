@@ -7,13 +7,14 @@ serving another layout or database changes nothing above it.
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Select, select
 
 from ..dicom.query import SearchQuery
 from .layout import OURS, Layout
 from .lookup import locate
-from .schema import imageset, study
+from .schema import imageset, instance, study
 from .search import SearchPage, search
 
 
@@ -21,7 +22,12 @@ class IndexReader:
     """Searches see every datastore the index lists, or only *scope*: a metadata-index database
     may list several datastores' image sets, ours one each (docs/datastores.md). Keeping to the
     scope costs (an IN over its series): it is done only while the index lists another
-    datastore, which is checked every *scope_check_s* seconds."""
+    datastore, which is checked every *scope_check_s* seconds.
+
+    The metadata-index layout's indexer commits row by row: an image set it failed to index
+    can leave a study or series without instances. Once it lists instances (it may be set not
+    to), studies and series without any (by its counts) are not shown: they cannot be
+    retrieved."""
 
     def __init__(
         self,
@@ -35,24 +41,34 @@ class IndexReader:
         self.layout = layout
         self.scope = scope
         self.scope_check_s = scope_check_s
-        self._others_checked: tuple[bool, float] | None = None  # (others listed, when)
+        self._checked: tuple[_Filters, float] | None = None
 
     def search(self, query: SearchQuery) -> SearchPage:
         """One page of QIDO-RS results; QueryError for keys this index cannot match or sort."""
         with self.engine.connect() as connection:
-            scope = self.scope if self._lists_other_datastores(connection) else None
-            return search(connection, query, self.layout, scope)
+            filters = self._filters(connection)
+            scope = self.scope if filters.other_datastores else None
+            return search(connection, query, self.layout, scope, filters.lists_instances)
 
-    def _lists_other_datastores(self, connection: Connection) -> bool:
-        if self.scope is None:
-            return False
+    def _filters(self, connection: Connection) -> _Filters:
+        if self.scope is None and self.layout.writable:
+            return _Filters(False, False)
         now = time.monotonic()
-        checked = self._others_checked
+        checked = self._checked
         if checked is None or now - checked[1] >= self.scope_check_s:
-            other = select(imageset.c.datastoreid).where(imageset.c.datastoreid != self.scope)
-            checked = (connection.execute(other.limit(1)).first() is not None, now)
-            self._others_checked = checked
+            checked = (self._look(connection), now)
+            self._checked = checked
         return checked[0]
+
+    def _look(self, connection: Connection) -> _Filters:
+        def any_row(statement: Select) -> bool:
+            return connection.execute(statement.limit(1)).first() is not None
+
+        others = self.scope is not None and any_row(
+            select(imageset.c.imageset_pkey).where(imageset.c.datastoreid != self.scope)
+        )
+        instances = not self.layout.writable and any_row(select(instance.c.instance_pkey))
+        return _Filters(others, instances)
 
     def locate(
         self,
@@ -69,3 +85,8 @@ class IndexReader:
         """Raise unless the index answers a query (health checks): one single-row indexed read."""
         with self.engine.connect() as connection:
             connection.execute(select(study.c.study_pkey).limit(1)).all()
+
+
+class _Filters(NamedTuple):
+    other_datastores: bool  # keep searches to the scope
+    lists_instances: bool  # hide studies and series without instances (metadata-index)

@@ -44,6 +44,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    type_coerce,
 )
 from sqlalchemy.dialects import mysql
 
@@ -150,6 +151,8 @@ _DEFAULT_ORDER = {
 _ESCAPE = "!"
 _INTEGER_TEXT = "^ *[-+]?[0-9]+ *$"  # (SQL REGEXP)
 _BINARY_COLLATION = "utf8mb4_bin"
+#: What the metadata-index layout's indexer writes for attributes present but empty (str(None)).
+_EMPTY_TEXT = "None"
 _END = "\x01"  # a control character: PN values cannot hold one
 _UTF8MB4 = mysql.CHAR(charset="utf8mb4")
 
@@ -165,15 +168,20 @@ def search(
     query: SearchQuery,
     layout: Layout = OURS,
     datastore_id: str | None = None,
+    with_instances_only: bool = False,
 ) -> SearchPage:
     """Run ``query``: its page (limit/offset) in the query's order, and the number of matches;
-    with *datastore_id*, only what that datastore holds. QueryError for a key the index cannot
-    match or sort on."""
+    with *datastore_id*, only what that datastore holds; *with_instances_only*, only studies
+    and series whose instance count is above 0. QueryError for a key the index cannot match or
+    sort on."""
     if query.include_all and not layout.has(study.c.attributes):
         query = _with_every_column(query, layout)
     plan = _Plan(query, connection.dialect.name, layout)
     if datastore_id is not None:
         plan.where.append(plan.in_datastore(datastore_id))
+    count = _INSTANCE_COUNT.get(query.level)
+    if with_instances_only and count is not None:
+        plan.where.append(count > 0)
     rows: list[dict[str, Any]] = []
     if query.limit != 0:
         rows = _dicts(connection.execute(plan.page()))
@@ -360,19 +368,24 @@ class _Plan:
         attribute = condition.attribute
         column = IN_STUDY.get(attribute.keyword, COLUMNS.get(attribute.keyword))
         if (
-            not self.exact_text
+            self.layout.writable
             or column is None
             or not isinstance(column.type, String)
             or attribute.vr == "UI"  # digits and dots: any collation compares them exactly
         ):
             return clause
+        if not self.exact_text:
+            return lambda c: and_(clause(c), c != _EMPTY_TEXT)
         # A case- and accent-insensitive collation (a MySQL database's default) finds 'Muller'
         # for 'Müller': the column's index finds the candidates, a binary collation decides.
+        # Its indexer's 'None' (an empty value) matches nothing.
         if self.layout.charset(column) in (None, "utf8mb4"):
-            return lambda c: and_(clause(c), clause(c.collate(_BINARY_COLLATION)))
+            return lambda c: and_(clause(c), clause(c.collate(_BINARY_COLLATION)), c != _EMPTY_TEXT)
         # Another character set (latin1, utf8mb3) cannot even compare with values it cannot
         # hold ('山田'): the column is converted, its index unused.
-        return lambda c: clause(cast(c, _UTF8MB4).collate(_BINARY_COLLATION))
+        return lambda c: and_(
+            clause(cast(c, _UTF8MB4).collate(_BINARY_COLLATION)), c != _EMPTY_TEXT
+        )
 
     def _column_matcher(
         self, condition: Condition
@@ -399,7 +412,7 @@ class _Plan:
         """Integers kept as text by the layout (metadata-index: seriesnumber) match as numbers,
         and only text that is one ('None' or '' is not 0)."""
         if self.layout.holds_text_number(column):
-            is_integer = column.regexp_match(_INTEGER_TEXT)
+            is_integer = type_coerce(column, String).regexp_match(_INTEGER_TEXT)
             return and_(is_integer, self._match(cast(column, Integer), matcher))
         return self._match(column, matcher)
 
@@ -618,6 +631,10 @@ class _Record:
 
 
 _OWN_TABLE = {Level.STUDY: study, Level.SERIES: series, Level.INSTANCE: instance}
+_INSTANCE_COUNT = {
+    Level.STUDY: study.c.numberofstudyrelatedinstances,
+    Level.SERIES: series.c.numberofseriesrelatedinstances,
+}
 # Returned at every level without reading the parents' rows: page rows hold the UIDs, the
 # others are constants or added by the HTTP layer.
 _WITHOUT_PARENTS = frozenset(
@@ -688,7 +705,7 @@ def _collect_in_study(
             continue
         found: dict[int, set[str]] = {}
         for study_pkey, value in connection.execute(source.where(series.c.study_pkey.in_(wanted))):
-            if value:
+            if value and (layout.writable or value != _EMPTY_TEXT):
                 found.setdefault(study_pkey, set()).add(value)
         for row in studies:
             row[_label(column)] = "\\".join(sorted(found.get(row[pkey], ())))
@@ -710,8 +727,7 @@ class _Field:
 
 
 def _fields(query: SearchQuery, levels: list[Level], layout: Layout) -> list[_Field]:
-    # The metadata-index layout's indexer writes str(None) for attributes present but empty.
-    empty = frozenset() if layout.writable else frozenset({"None"})
+    empty = frozenset() if layout.writable else frozenset({_EMPTY_TEXT})
     fields = []
     for key in query.returned:
         attribute, keyword = key.attribute, key.attribute.keyword

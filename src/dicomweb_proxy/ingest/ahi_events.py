@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from ..config import ENV_PREFIX, load_settings
+from ..config import ENV_PREFIX, ConfigError, load_settings
 from ..services import Services, open_datastores
 from ..stores.base import ImageSetStore, StoreError
 from .ahi_sync import reconcile
@@ -82,9 +82,18 @@ def _lambda_datastores() -> dict[str, Services]:
     logging.getLogger("dicomweb_proxy").setLevel(logging.INFO)
     data_dir = os.environ.get(ENV_PREFIX + "DATA_DIR") or LAMBDA_DATA_DIR
     datastores = open_datastores(load_settings({"data_dir": data_dir}), cache_frames=False)
-    for services in datastores.values():
-        services.require_writable_index("apply image-set events")
-    return datastores
+    writable = {}
+    for name, services in datastores.items():
+        if services.reader.layout.writable:
+            writable[name] = services
+        else:  # kept by its own indexer: its events are ignored here
+            services.close()
+    if not writable:
+        raise ConfigError(
+            "cannot apply image-set events: every configured datastore's index holds the"
+            " metadata-index layout, which its own indexer keeps"
+        )
+    return writable
 
 
 def _target(datastores: dict[str, Services], event: Any) -> tuple[ImageSetStore, Engine]:
@@ -92,6 +101,7 @@ def _target(datastores: dict[str, Services], event: Any) -> tuple[ImageSetStore,
     it, naming the datastore) when none is configured."""
     detail = event.get("detail") if isinstance(event, dict) else None
     named = detail.get("datastoreId") if isinstance(detail, dict) else None
+    # (A datastore on a read-only index is not among them: its events are ignored, by name.)
     chosen = next(
         (s for s in datastores.values() if s.store.datastore_id == named),
         next(iter(datastores.values())),
