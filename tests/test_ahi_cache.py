@@ -9,7 +9,7 @@ import pytest
 
 from dicomweb_proxy.dicom.image_set import iter_instances
 from dicomweb_proxy.stores.ahi import AhiStore, RetryPolicy, create_client
-from dicomweb_proxy.stores.base import StoreUnavailable
+from dicomweb_proxy.stores.base import ImageSetNotFound, StoreUnavailable
 from dicomweb_proxy.stores.cached import CachedStore
 
 from .ahi_fixtures import DATASTORE, REGION, AhiSource
@@ -103,3 +103,36 @@ def test_failed_fetches_are_not_cached(ahi_source: AhiSource, tmp_path):
     assert cache_files(tmp_path) == []
     ahi_source.faults()
     assert cached.get_image_frame(image_set_id, frame_ids[0])
+
+
+def test_a_version_s_metadata_is_read_once_for_all_workers(
+    ahi_source: AhiSource, ahi_store: AhiStore, tmp_path
+):
+    """A version names one document: the first worker keeps it on disk, the others read it
+    there. The current document (no version) is not kept: it changes."""
+    image_set_id, _ = largest_image_set(ahi_source)
+    expected = ahi_source.store.get_image_set_metadata(image_set_id)
+    version = ahi_source.store.get_image_set(image_set_id).version
+    workers = [CachedStore(ahi_store, tmp_path, max_bytes=1 << 30) for _ in range(3)]
+    assert [w.get_image_set_metadata(image_set_id, version) for w in workers] == [expected] * 3
+    assert ahi_source.calls()["GetImageSetMetadata"] == 1
+    workers[0].get_image_set_metadata(image_set_id)
+    workers[1].get_image_set_metadata(image_set_id)
+    assert ahi_source.calls()["GetImageSetMetadata"] == 3
+    kept = tmp_path / "frames" / DATASTORE / "metadata" / f"{image_set_id}.{version}.json"
+    kept.write_bytes(b'{"trunc')  # damaged on disk: read again, not a 500
+    workers.append(CachedStore(ahi_store, tmp_path, max_bytes=1 << 30))
+    assert workers[-1].get_image_set_metadata(image_set_id, version) == expected
+    assert ahi_source.calls()["GetImageSetMetadata"] == 4
+    for worker in workers:
+        worker.drain()
+
+
+def test_an_older_version_is_read_by_its_number(ahi_source: AhiSource, ahi_store: AhiStore):
+    image_set_id, _ = largest_image_set(ahi_source)
+    first = ahi_source.store.get_image_set_metadata(image_set_id)
+    version = ahi_source.update_metadata(image_set_id, lambda m: {**m, "Extra": 1})
+    assert ahi_store.get_image_set_metadata(image_set_id, version - 1) == first
+    assert ahi_store.get_image_set_metadata(image_set_id, version)["Extra"] == 1
+    with pytest.raises(ImageSetNotFound):
+        ahi_store.get_image_set_metadata(image_set_id, version + 1)

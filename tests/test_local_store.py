@@ -77,3 +77,18 @@ def test_failed_write_leaves_previous_version_visible(tmp_path, monkeypatch):
     assert store.get_image_set(IMAGE_SET).version == 1
     assert store.get_image_set_metadata(IMAGE_SET) == metadata(FRAME)
     assert list((store.root / "tmp").iterdir()) == []  # no temporary file left behind
+
+
+def test_every_version_s_metadata_is_kept(tmp_path):
+    store = LocalStore(tmp_path, "ds")
+    store.put_image_set(IMAGE_SET, metadata(FRAME), {FRAME: b"frame-1"})
+    store.put_image_set(IMAGE_SET, metadata(FRAME, "1" * 32), {"1" * 32: b"frame-2"})
+    assert store.get_image_set_metadata(IMAGE_SET, 1) == metadata(FRAME)
+    assert store.get_image_set_metadata(IMAGE_SET, 2) == metadata(FRAME, "1" * 32)
+    assert store.get_image_set_metadata(IMAGE_SET) == metadata(FRAME, "1" * 32)
+    assert gzip.decompress(store.get_image_set_metadata_gzip(IMAGE_SET, 1)) == orjson.dumps(
+        metadata(FRAME)
+    )
+    for missing in (0, 3, -1):
+        with pytest.raises(ImageSetNotFound, match=f"version {missing}"):
+            store.get_image_set_metadata(IMAGE_SET, missing)

@@ -12,6 +12,7 @@ import pytest
 from dicomweb_proxy.index.database import create_index_engine
 from dicomweb_proxy.index.lookup import NotFound, Resolver
 from dicomweb_proxy.index.reader import IndexReader
+from dicomweb_proxy.stores.base import ImageSetNotFound
 from dicomweb_proxy.stores.local import LocalStore
 
 from .sample_data import ImportedSamples
@@ -27,9 +28,11 @@ class CountingStore:
         self.datastore_id = store.datastore_id
         self.metadata_reads = 0
 
-    def get_image_set_metadata(self, image_set_id: str) -> dict[str, Any]:
+    def get_image_set_metadata(
+        self, image_set_id: str, version: int | None = None
+    ) -> dict[str, Any]:
         self.metadata_reads += 1
-        return self.store.get_image_set_metadata(image_set_id)
+        return self.store.get_image_set_metadata(image_set_id, version)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -97,3 +100,30 @@ def test_text_no_index_holds_is_not_looked_up():
     for uids in (("山田",), ("1", "9" * 65), ("1", "2", "x\u00e9"), ("1 ",)):
         with pytest.raises(NotFound):
             resolver.plan(*uids)
+
+
+class _StoreWithoutOldVersions:
+    """Has only the current document (version 2) of the image set the index lists at 1."""
+
+    datastore_id = "local"
+
+    def get_image_set_metadata(self, image_set_id: str, version: int | None = None) -> Any:
+        if version not in (None, 2):
+            raise ImageSetNotFound(image_set_id)
+        block = {"DICOM": {"SOPInstanceUID": "1.2.3"}, "ImageFrames": []}
+        instances = {"1.2.3": block}
+        series = {"1.2": {"DICOM": {"SeriesInstanceUID": "1.2"}, "Instances": instances}}
+        return {
+            "Patient": {"DICOM": {}},
+            "Study": {"DICOM": {"StudyInstanceUID": "1"}, "Series": series},
+        }
+
+
+class _IndexAtVersionOne(_IndexWithoutVersions):
+    def locate(self, datastore_id, study_uid, series_uid=None, sop_uid=None):
+        return [("a" * 32, "1.2", "1.2.3")], {"a" * 32: 1}
+
+
+def test_a_version_the_store_no_longer_has_is_read_as_the_current_one():
+    resolver = Resolver(_StoreWithoutOldVersions(), _IndexAtVersionOne())  # type: ignore[arg-type]
+    assert [record.sop_uid for record in resolver.select("1")] == ["1.2.3"]

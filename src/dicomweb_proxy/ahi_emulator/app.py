@@ -108,9 +108,11 @@ def get_image_set_metadata(
 ) -> Response:
     store = emulator.store(path["datastoreId"])
     image_set_id = path["imageSetId"]
-    _check_version(store, image_set_id, query)
+    version = query.get("version")
+    if version is not None and not version.isdigit():
+        raise ImageSetNotFound(f"{image_set_id} version {version}")
     return Response(
-        store.get_image_set_metadata_gzip(image_set_id),
+        store.get_image_set_metadata_gzip(image_set_id, int(version) if version else None),
         media_type="application/json",
         headers={"Content-Encoding": "gzip"},
     )

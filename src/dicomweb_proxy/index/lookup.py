@@ -195,7 +195,9 @@ class Resolver:
         instances = []
         for image_set_id, series_uid, sop_uid in plan.rows:
             if image_set_id not in documents:
-                documents[image_set_id] = self._metadata(image_set_id)
+                documents[image_set_id] = self._metadata(
+                    image_set_id, plan.versions.get(image_set_id)
+                )
             metadata = documents[image_set_id]
             if metadata is None:
                 continue
@@ -207,11 +209,18 @@ class Resolver:
         self._remember(instances)
         return instances
 
-    def _metadata(self, image_set_id: str) -> dict[str, Any] | None:
+    def _metadata(self, image_set_id: str, version: int | None) -> dict[str, Any] | None:
+        """The document of the version the plan names (one a cache may keep, whoever wrote
+        it), else the current one; None if the image set was deleted since it was indexed."""
+        try:
+            return self.store.get_image_set_metadata(image_set_id, version)
+        except ImageSetNotFound:
+            if version is None:
+                return None
         try:
             return self.store.get_image_set_metadata(image_set_id)
         except ImageSetNotFound:
-            return None  # deleted since it was indexed
+            return None
 
     def select(
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None

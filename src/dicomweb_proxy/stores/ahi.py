@@ -115,15 +115,16 @@ class AhiStore:
         self.retry = retry or RetryPolicy()
         self._client = client
 
-    def get_image_set_metadata(self, image_set_id: str) -> dict[str, Any]:
+    def get_image_set_metadata(
+        self, image_set_id: str, version: int | None = None
+    ) -> dict[str, Any]:
         _check_id(image_set_id, ImageSetNotFound(image_set_id))
+        arguments = self._key(image_set_id)
+        if version is not None:
+            arguments["versionId"] = str(version)
         blob = self._call(
             "GetImageSetMetadata",
-            lambda: _read(
-                self._client.get_image_set_metadata(**self._key(image_set_id))[
-                    "imageSetMetadataBlob"
-                ]
-            ),
+            lambda: _read(self._client.get_image_set_metadata(**arguments)["imageSetMetadataBlob"]),
             lambda: ImageSetNotFound(image_set_id),
         )
         # boto3 hands the gzip body back undecoded; accept a decoded one too.

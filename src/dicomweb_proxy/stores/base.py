@@ -66,8 +66,12 @@ class ImageSetStore(Protocol):
     #: so encoding processes need not send frame bytes to the writer); None: pass bytes.
     staging_dir: Path | None
 
-    def get_image_set_metadata(self, image_set_id: str) -> dict[str, Any]:
-        """The SchemaVersion 1.1 document of the image set's current version."""
+    def get_image_set_metadata(
+        self, image_set_id: str, version: int | None = None
+    ) -> dict[str, Any]:
+        """The SchemaVersion 1.1 document of the image set's *version* (None: the current one);
+        ImageSetNotFound when the store has no such version. A version's document never
+        changes."""
         ...
 
     def get_image_set(self, image_set_id: str) -> ImageSetSummary: ...

@@ -7,9 +7,11 @@ is bounded: once writes add up to a tenth of the bound, the least recently used 
 modification time, touched on each hit) are deleted down to 90% of it. Concurrent requests of one
 frame share one fetch: threads of a process wait for one leader, and the leaders of the processes
 sharing the folder (server workers) take a lock file per frame, so the second waits for the first
-and reads its copy. Concurrent metadata reads of one image set in a process share one call too.
-When an image set's metadata is read its frames are fetched in the background, since a viewer
-asks for every frame of a series next.
+and reads its copy. Concurrent metadata reads of one image set in a process share one call too,
+and a metadata document asked for by version (which names an unchanging document) is kept in the
+same cache, ``<cache_dir>/frames/<datastore id>/metadata/<image set id>.<version>.json``, so the
+other worker processes read it from disk. When an image set's metadata is read its frames are
+fetched in the background, since a viewer asks for every frame of a series next.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ try:
     import fcntl
 except ImportError:  # not POSIX: fetches are shared within each process only
     fcntl = None  # type: ignore[assignment]
+
+import orjson
 
 from ..dicom.image_set import iter_instances
 from .base import ImageSetStore, ImageSetSummary
@@ -82,15 +86,30 @@ class CachedStore:
         _touch(path)
         return data
 
-    def get_image_set_metadata(self, image_set_id: str) -> dict[str, Any]:
+    def get_image_set_metadata(
+        self, image_set_id: str, version: int | None = None
+    ) -> dict[str, Any]:
         # A worker's first frame requests of a series all miss its instance map at once and
         # each read the metadata: one call serves them (callers treat the document as shared).
         metadata = self._shared(
             self._metadata_flights,
-            image_set_id,
-            lambda: self._store.get_image_set_metadata(image_set_id),
+            f"{image_set_id}/{version}",
+            lambda: self._metadata(image_set_id, version),
         )
         self._prefetch_frames(image_set_id, metadata)
+        return metadata
+
+    def _metadata(self, image_set_id: str, version: int | None) -> dict[str, Any]:
+        path = self._metadata_path(image_set_id, version)
+        if path is None:
+            return self._store.get_image_set_metadata(image_set_id, version)
+        try:
+            metadata = orjson.loads(path.read_bytes())
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            metadata = self._store.get_image_set_metadata(image_set_id, version)
+            self._save(path, orjson.dumps(metadata))
+        else:
+            _touch(path)
         return metadata
 
     def get_image_set(self, image_set_id: str) -> ImageSetSummary:
@@ -122,9 +141,15 @@ class CachedStore:
         self._prefetch.shutdown(wait=True)
 
     def _path(self, frame_id: str) -> Path | None:
-        if len(frame_id) != 32 or not frame_id.isalnum():
+        if not _is_id(frame_id):
             return None  # not a frame id: let the store answer
         return self._root / frame_id[:2] / frame_id
+
+    def _metadata_path(self, image_set_id: str, version: int | None) -> Path | None:
+        """Where a version's document is kept; None for the current one (it changes)."""
+        if version is None or not _is_id(image_set_id):
+            return None
+        return self._root / "metadata" / f"{image_set_id}.{version}.json"
 
     def _fetch(self, image_set_id: str, frame_id: str, path: Path) -> bytes:
         """Fetch one frame from the store, once for all threads asking at the same time."""
@@ -259,6 +284,10 @@ class CachedStore:
         finally:
             with self._lock:
                 self._queued -= 1
+
+
+def _is_id(text: str) -> bool:
+    return len(text) == 32 and text.isalnum() and text.isascii()
 
 
 def _touch(path: Path) -> None:

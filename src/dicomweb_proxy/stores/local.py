@@ -64,9 +64,12 @@ class LocalStore:
     def get_image_set(self, image_set_id: str) -> ImageSetSummary:
         return _summary(self._pointer(image_set_id))
 
-    def get_image_set_metadata(self, image_set_id: str) -> dict[str, Any]:
-        """The current metadata document; shared between callers, so never mutate it."""
-        path = self._dir(image_set_id) / self._pointer(image_set_id)["metadata"]
+    def get_image_set_metadata(
+        self, image_set_id: str, version: int | None = None
+    ) -> dict[str, Any]:
+        """The metadata document of *version* (None: the current one); shared between callers,
+        so never mutate it."""
+        path = self._metadata_path(image_set_id, version)
         cached = self._metadata_cache.get(path)
         if cached is not None:
             return cached[0]
@@ -74,9 +77,20 @@ class LocalStore:
         # Parsed JSON takes several times its text in memory: count it so.
         return self._metadata_cache.put(path, (orjson.loads(document), len(document) * 4))[0]
 
-    def get_image_set_metadata_gzip(self, image_set_id: str) -> bytes:
-        """The stored gzip bytes of the current metadata document, as AHI serves them."""
-        return (self._dir(image_set_id) / self._pointer(image_set_id)["metadata"]).read_bytes()
+    def get_image_set_metadata_gzip(self, image_set_id: str, version: int | None = None) -> bytes:
+        """The stored gzip bytes of a metadata document, as AHI serves them."""
+        return self._metadata_path(image_set_id, version).read_bytes()
+
+    def _metadata_path(self, image_set_id: str, version: int | None) -> Path:
+        """Every version's document is kept (put_image_set never removes one) until the image
+        set is deleted."""
+        pointer = self._pointer(image_set_id)
+        if version is None or version == pointer["versionId"]:
+            return self._dir(image_set_id) / pointer["metadata"]
+        path = self._dir(image_set_id) / f"metadata-v{version}.json.gz"
+        if not 0 < version < pointer["versionId"] or not path.is_file():
+            raise ImageSetNotFound(f"{image_set_id} version {version}")
+        return path
 
     def frame_path(self, image_set_id: str, frame_id: str) -> Path:
         """Where a frame blob lives, for callers that stream files without reading them whole."""
