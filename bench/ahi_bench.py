@@ -520,7 +520,7 @@ def report(
             "GetImageFrame / GetImageSetMetadata calls, first load",
             f"{calls:.0f} / "
             f"{median_round(ahi, lambda r: r.calls_first.get('GetImageSetMetadata', 0)):.0f} "
-            f"(ideal {args.slices} / {args.workers})",
+            f"(ideal {args.slices} / 1: the workers share the cache)",
             "-",
         ),
         (
