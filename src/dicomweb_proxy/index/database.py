@@ -25,10 +25,11 @@ _PG_LOCK_KEY = 0x6477_7078_7363_6D61  # any constant: identifies the schema-upgr
 _LOCK_TIMEOUT_S = 300
 #: Deadlock and lock-timeout (MySQL error numbers), deadlock and serialization failure (SQLSTATE).
 _TRANSIENT_CODES = frozenset({1213, 1205, "40P01", "40001"})
+#: busy_timeout first: switching to WAL needs a lock, and another connection may hold it.
 _SQLITE_PRAGMAS = (
+    "busy_timeout=30000",
     "journal_mode=WAL",
     "foreign_keys=ON",
-    "busy_timeout=30000",
     "synchronous=NORMAL",
 )
 
