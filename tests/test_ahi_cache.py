@@ -136,3 +136,39 @@ def test_an_older_version_is_read_by_its_number(ahi_source: AhiSource, ahi_store
     assert ahi_store.get_image_set_metadata(image_set_id, version)["Extra"] == 1
     with pytest.raises(ImageSetNotFound):
         ahi_store.get_image_set_metadata(image_set_id, version + 1)
+
+
+def test_workers_reading_a_version_at_once_make_one_call(
+    ahi_source: AhiSource, ahi_store: AhiStore, tmp_path
+):
+    image_set_id, _ = largest_image_set(ahi_source)
+    version = ahi_source.store.get_image_set(image_set_id).version
+    workers = [CachedStore(ahi_store, tmp_path, max_bytes=1 << 30) for _ in range(4)]
+    ahi_source.faults(latency={"GetImageSetMetadata": 0.3})
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(lambda worker: worker.get_image_set_metadata(image_set_id, version), workers)
+        )
+    assert answers == [ahi_source.store.get_image_set_metadata(image_set_id)] * 4
+    assert ahi_source.calls()["GetImageSetMetadata"] == 1
+    for worker in workers:
+        worker.drain()
+
+
+def test_kept_metadata_of_a_deleted_image_set_is_not_served(
+    ahi_source: AhiSource, ahi_store: AhiStore, tmp_path
+):
+    """The index may list an image set AHI deleted (until the next event or sync): its kept
+    document must not make it look alive."""
+    image_set_id, _ = largest_image_set(ahi_source)
+    version = ahi_source.store.get_image_set(image_set_id).version
+    first = CachedStore(ahi_store, tmp_path, max_bytes=1 << 30)
+    first.get_image_set_metadata(image_set_id, version)
+    first.drain()
+    ahi_source.delete(image_set_id)
+    later = CachedStore(ahi_store, tmp_path, max_bytes=1 << 30)  # another worker, or 5 s on
+    with pytest.raises(ImageSetNotFound):
+        later.get_image_set_metadata(image_set_id, version)
+    kept = tmp_path / "frames" / DATASTORE / "metadata" / f"{image_set_id}.{version}.json"
+    assert not kept.exists()
+    later.drain()

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from dicomweb_proxy.cli import main
 from dicomweb_proxy.index.database import create_index_engine
-from dicomweb_proxy.ingest.ahi_sync import indexed_versions, sync_index
+from dicomweb_proxy.index.schema import patient
+from dicomweb_proxy.ingest.ahi_sync import indexed_versions, reconcile, sync_index
 from dicomweb_proxy.samples import generate_ct_series
 from dicomweb_proxy.stores import ahi
 from dicomweb_proxy.stores.ahi import AhiStore
@@ -115,3 +116,25 @@ def test_index_sync_command(ahi_source: AhiSource, tmp_path: Path, capsys):
         assert index_snapshot(engine) == index_snapshot(ahi_source.index)
     finally:
         engine.dispose()
+
+
+def test_an_image_set_is_indexed_with_the_document_of_its_version(
+    ahi_source: AhiSource, ahi_store: AhiStore, proxy_index: Engine
+):
+    """A listing is older than the update that follows it: the version listed is indexed
+    with that version's document, which retrieves read by version too."""
+    image_set_id = next(ahi_source.store.list_image_sets()).image_set_id
+    listed = ahi_store.get_image_set(image_set_id)
+
+    def rename(metadata: dict) -> dict:
+        patient = {**metadata["Patient"]["DICOM"], "PatientName": "Changed^Name"}
+        return {**metadata, "Patient": {"DICOM": patient}}
+
+    ahi_source.update_metadata(image_set_id, rename)
+    assert reconcile(ahi_store, proxy_index, image_set_id, summary=listed).value == "indexed"
+    with proxy_index.connect() as connection:
+        names = connection.scalars(select(patient.c.patientname)).all()
+    assert "Changed^Name" not in names
+    assert indexed_versions(proxy_index, DATASTORE, [image_set_id]) == {
+        image_set_id: listed.version
+    }

@@ -102,16 +102,22 @@ def test_text_no_index_holds_is_not_looked_up():
             resolver.plan(*uids)
 
 
-class _StoreWithoutOldVersions:
-    """Has only the current document (version 2) of the image set the index lists at 1."""
+class _StoreKeeping:
+    """Keeps the documents of *versions* of one image set (the current one last) and records
+    the versions asked for."""
 
     datastore_id = "local"
 
+    def __init__(self, *versions: int) -> None:
+        self.versions = versions
+        self.asked: list[int | None] = []
+
     def get_image_set_metadata(self, image_set_id: str, version: int | None = None) -> Any:
-        if version not in (None, 2):
+        self.asked.append(version)
+        if version is not None and version not in self.versions:
             raise ImageSetNotFound(image_set_id)
-        block = {"DICOM": {"SOPInstanceUID": "1.2.3"}, "ImageFrames": []}
-        instances = {"1.2.3": block}
+        sop_uid = f"1.2.{version or self.versions[-1]}"
+        instances = {sop_uid: {"DICOM": {"SOPInstanceUID": sop_uid}, "ImageFrames": []}}
         series = {"1.2": {"DICOM": {"SeriesInstanceUID": "1.2"}, "Instances": instances}}
         return {
             "Patient": {"DICOM": {}},
@@ -121,9 +127,19 @@ class _StoreWithoutOldVersions:
 
 class _IndexAtVersionOne(_IndexWithoutVersions):
     def locate(self, datastore_id, study_uid, series_uid=None, sop_uid=None):
-        return [("a" * 32, "1.2", "1.2.3")], {"a" * 32: 1}
+        return [("a" * 32, "1.2", "1.2.1")], {"a" * 32: 1}
+
+
+def test_the_indexed_version_is_read():
+    store = _StoreKeeping(1, 2)
+    resolver = Resolver(store, _IndexAtVersionOne())  # type: ignore[arg-type]
+    assert [record.sop_uid for record in resolver.select("1")] == ["1.2.1"]
+    assert store.asked == [1]
 
 
 def test_a_version_the_store_no_longer_has_is_read_as_the_current_one():
-    resolver = Resolver(_StoreWithoutOldVersions(), _IndexAtVersionOne())  # type: ignore[arg-type]
-    assert [record.sop_uid for record in resolver.select("1")] == ["1.2.3"]
+    store = _StoreKeeping(2)
+    resolver = Resolver(store, _IndexAtVersionOne())  # type: ignore[arg-type]
+    with pytest.raises(NotFound):  # the current document no longer holds instance 1.2.1
+        resolver.select("1")
+    assert store.asked == [1, None]

@@ -3,12 +3,14 @@
 Datastores are the folders ``<data-dir>/store/<datastore id>/`` the local store writes (import
 with ``--datastore-id`` set to 32 hex digits). Paths and members follow the ``medical-imaging``
 service model; errors carry ``x-amzn-ErrorType`` and a ``{"message"}`` body, which botocore turns
-into ``ClientError`` codes. Only the current version of an image set is served.
+into ``ClientError`` codes. GetImageSetMetadata serves every version the local store keeps;
+GetImageSet only the current one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +33,7 @@ from .search import Catalog, SearchError, search
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
 _ID_CHARACTERS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
+_VERSION = re.compile(r"[0-9]+")  # ImageSetExternalVersionId
 _FRAME_MEDIA_TYPES = {
     ts.JPEG_BASELINE: "image/jpeg",
     ts.JPEG_EXTENDED: "image/jpeg",
@@ -109,8 +112,8 @@ def get_image_set_metadata(
     store = emulator.store(path["datastoreId"])
     image_set_id = path["imageSetId"]
     version = query.get("version")
-    if version is not None and not version.isdigit():
-        raise ImageSetNotFound(f"{image_set_id} version {version}")
+    if version is not None and not _VERSION.fullmatch(version):
+        return ahi_error("ValidationException", f"version {version!r} is not a number")
     return Response(
         store.get_image_set_metadata_gzip(image_set_id, int(version) if version else None),
         media_type="application/json",

@@ -108,7 +108,8 @@ def reconcile(
         known = indexed_versions(engine, datastore_id, [image_set_id]).get(image_set_id)
         if known is not None and known >= summary.version and not force:
             return Outcome.UNCHANGED
-        metadata = store.get_image_set_metadata(image_set_id)
+        # That version's document, not the current one: the index names what it describes.
+        metadata = store.get_image_set_metadata(image_set_id, summary.version)
     except ImageSetNotFound:
         return _remove(store, engine, image_set_id)
 

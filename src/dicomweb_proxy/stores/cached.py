@@ -9,9 +9,11 @@ frame share one fetch: threads of a process wait for one leader, and the leaders
 sharing the folder (server workers) take a lock file per frame, so the second waits for the first
 and reads its copy. Concurrent metadata reads of one image set in a process share one call too,
 and a metadata document asked for by version (which names an unchanging document) is kept in the
-same cache, ``<cache_dir>/frames/<datastore id>/metadata/<image set id>.<version>.json``, so the
-other worker processes read it from disk. When an image set's metadata is read its frames are
-fetched in the background, since a viewer asks for every frame of a series next.
+same cache, ``<cache_dir>/frames/<datastore id>/metadata/<image set id>.<version>.json``, fetched
+once for the worker processes (a lock file as for frames) and served while the image set exists
+(the index may not know yet of a deletion: the store is asked every few seconds). When an image
+set's metadata is read its frames are fetched in the background, since a viewer asks for every
+frame of a series next.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -35,7 +38,7 @@ except ImportError:  # not POSIX: fetches are shared within each process only
 import orjson
 
 from ..dicom.image_set import iter_instances
-from .base import ImageSetStore, ImageSetSummary
+from .base import ImageSetNotFound, ImageSetStore, ImageSetSummary
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,6 +50,9 @@ PREFETCH_WORKERS = 8
 #: Frames waiting for prefetch workers; beyond that, prefetch skips (requests still fetch).
 MAX_QUEUED = 4096
 _RECENT_IMAGE_SETS = 1024
+#: How long an image set the store answered for is believed to exist (kept metadata is only
+#: served for image sets that still exist).
+EXISTS_CHECK_S = 5.0
 
 
 class CachedStore:
@@ -70,6 +76,7 @@ class CachedStore:
         self._lock = threading.Lock()
         self._flights: dict[str, Future[bytes]] = {}
         self._metadata_flights: dict[str, Future[dict[str, Any]]] = {}
+        self._confirmed: dict[str, float] = {}  # image set id -> seen in the store until
         self._prefetched: OrderedDict[str, None] = OrderedDict()
         self._queued = 0
         self._written = 0
@@ -100,17 +107,42 @@ class CachedStore:
         return metadata
 
     def _metadata(self, image_set_id: str, version: int | None) -> dict[str, Any]:
+        """A version's document from disk if a worker kept it (while the image set exists),
+        else from the store, once for the processes sharing the folder."""
         path = self._metadata_path(image_set_id, version)
         if path is None:
             return self._store.get_image_set_metadata(image_set_id, version)
+        kept = _kept(path)
+        if kept is None:
+            with self._frame_lock(path.name):
+                kept = _kept(path)  # another process may have fetched it meanwhile
+                if kept is None:
+                    metadata = self._store.get_image_set_metadata(image_set_id, version)
+                    self._save(path, orjson.dumps(metadata))
+                    self._confirm(image_set_id)
+                    return metadata
+        self._check_exists(image_set_id, path)
+        return kept
+
+    def _check_exists(self, image_set_id: str, path: Path) -> None:
+        """ImageSetNotFound (and the kept document dropped) once the store deleted the image
+        set, which the index may not know yet; asked at most every EXISTS_CHECK_S seconds."""
+        with self._lock:
+            confirmed = self._confirmed.get(image_set_id, 0.0)
+        if confirmed > time.monotonic():
+            return
         try:
-            metadata = orjson.loads(path.read_bytes())
-        except (FileNotFoundError, orjson.JSONDecodeError):
-            metadata = self._store.get_image_set_metadata(image_set_id, version)
-            self._save(path, orjson.dumps(metadata))
-        else:
-            _touch(path)
-        return metadata
+            self._store.get_image_set(image_set_id)
+        except ImageSetNotFound:
+            path.unlink(missing_ok=True)
+            raise
+        self._confirm(image_set_id)
+
+    def _confirm(self, image_set_id: str) -> None:
+        with self._lock:
+            if len(self._confirmed) >= _RECENT_IMAGE_SETS:
+                self._confirmed.clear()
+            self._confirmed[image_set_id] = time.monotonic() + EXISTS_CHECK_S
 
     def get_image_set(self, image_set_id: str) -> ImageSetSummary:
         return self._store.get_image_set(image_set_id)
@@ -284,6 +316,16 @@ class CachedStore:
         finally:
             with self._lock:
                 self._queued -= 1
+
+
+def _kept(path: Path) -> dict[str, Any] | None:
+    """The document kept at *path*, or None (none yet, evicted, or damaged on disk)."""
+    try:
+        metadata = orjson.loads(path.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return None
+    _touch(path)
+    return metadata
 
 
 def _is_id(text: str) -> bool:
