@@ -566,3 +566,28 @@ def test_an_older_version_waits_for_a_newer_one_of_a_new_image_set(index_engine)
     (row,) = _rows(index_engine, "imageset")
     assert row.version == 2
     assert len(_rows(index_engine, "instance")) == 5
+
+
+def test_a_new_sqlite_index_opened_by_several_connections_at_once(tmp_path):
+    """Switching a new file to WAL answered "database is locked" at once, without waiting,
+    while another connection used it (about one round in eight failed before)."""
+    errors: list[BaseException] = []
+
+    def open_and_read(url: str) -> None:
+        engine = create_index_engine(url)
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except BaseException as error:  # reported below, in the test's thread
+            errors.append(error)
+        finally:
+            engine.dispose()
+
+    for round_number in range(20):
+        url = f"sqlite:///{tmp_path / f'index-{round_number}.sqlite'}"
+        threads = [threading.Thread(target=open_and_read, args=(url,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []

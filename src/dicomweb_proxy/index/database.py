@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,10 +26,9 @@ _PG_LOCK_KEY = 0x6477_7078_7363_6D61  # any constant: identifies the schema-upgr
 _LOCK_TIMEOUT_S = 300
 #: Deadlock and lock-timeout (MySQL error numbers), deadlock and serialization failure (SQLSTATE).
 _TRANSIENT_CODES = frozenset({1213, 1205, "40P01", "40001"})
-#: busy_timeout first: switching to WAL needs a lock, and another connection may hold it.
+_SQLITE_BUSY_TIMEOUT_S = 30
 _SQLITE_PRAGMAS = (
-    "busy_timeout=30000",
-    "journal_mode=WAL",
+    f"busy_timeout={_SQLITE_BUSY_TIMEOUT_S * 1000}",
     "foreign_keys=ON",
     "synchronous=NORMAL",
 )
@@ -153,7 +153,27 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     for pragma in _SQLITE_PRAGMAS:
         cursor.execute(f"PRAGMA {pragma}")
+    _use_wal(cursor)
     cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch a new database file to WAL. The switch needs the database to itself and SQLite
+    answers "database is locked" at once, without waiting, while another connection uses it (as
+    when several processes open a new index together): wait and try again."""
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise
+            mode = None
+        if str(mode).lower() == "wal":
+            return
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError(f"cannot switch the index to WAL (journal mode {mode})")
+        time.sleep(0.01)
 
 
 def _sqlite_begin(connection: Connection) -> None:
