@@ -58,8 +58,10 @@ DATASTORE_KEYS = (
 )
 #: Settings a datastore never inherits: two datastores sharing an index would mix their studies.
 _INDEX_KEYS = ("database_url", "db_secret_arn")
-#: Paths the server keeps for itself (http/viewer.py MOUNT), which no base path may take.
-RESERVED_PATHS = {"/viewer": "the viewer"}
+#: Where the OHIF viewer is served (http/viewer.py), outside every DICOMweb base path.
+VIEWER_PATH = "/viewer"
+#: Paths the server keeps for itself, which no base path may take.
+RESERVED_PATHS = {VIEWER_PATH: "the viewer"}
 
 
 class ConfigError(ValueError):

@@ -30,12 +30,11 @@ from starlette.responses import FileResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Route
 
 from ..cache import SizedLRU
-from ..config import Settings
+from ..config import VIEWER_PATH, Settings
 from .conditional import accepts_gzip, not_modified, variant_etag
 from .urls import forwarded_prefix, service_base_url
 
-#: Where the viewer is served (outside the DICOMweb base path).
-MOUNT = "/viewer"
+MOUNT = VIEWER_PATH
 #: The OHIF release scripts/viewer installs; other 3.x builds work as long as the rewrites match.
 OHIF_VERSION = "3.13.2"
 #: Where scripts/viewer puts the files, relative to the working folder or the source checkout.
