@@ -97,6 +97,11 @@ class Settings:
     frame_cache_mb: int = 10240
     #: The OHIF viewer's files (an @ohif/app dist/ folder) served at /viewer; None: ./viewer.
     viewer_dir: Path | None = None
+    #: Threads per worker process for store reads, index queries and codec work (0: one per
+    #: core), each its own pool (capacity.py) so one slow subsystem cannot starve the others.
+    store_threads: int = 32
+    index_threads: int = 8
+    codec_threads: int = 0
     #: Further datastores: name -> the settings its table sets (converted, DATASTORE_KEYS only).
     datastores: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     #: Where each setting came from ("default", "config file", "environment PORT", "--port").
@@ -422,6 +427,11 @@ def _validate(settings: Settings) -> None:
                 fail("database_url", f"{backend!r} is not one of {', '.join(SUPPORTED_DATABASES)}")
     if settings.max_page_size < 1:
         fail("max_page_size", "must be at least 1")
+    for name in ("store_threads", "index_threads"):
+        if getattr(settings, name) < 1:
+            fail(name, "must be at least 1")
+    if settings.codec_threads < 0:
+        fail("codec_threads", "must be 0 (one per core) or more")
     _validate_store(settings, fail)
     if settings.log_level not in ("critical", "error", "warning", "info", "debug"):
         fail("log_level", "must be one of critical, error, warning, info, debug")

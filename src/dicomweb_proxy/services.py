@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from .capacity import Capacity
 from .config import ConfigError, Settings, index_identity
 from .db_secret import index_url
 from .index.database import create_index_engine, upgrade_schema
@@ -31,6 +32,8 @@ class Services:
     index: Engine
     #: The index as the HTTP layer reads it, whatever its layout.
     reader: IndexReader
+    #: Thread pools for store reads, index queries, codecs and health checks.
+    capacity: Capacity
 
     def require_writable_index(self, task: str) -> None:
         """ConfigError unless the index is ours to write: the metadata-index layout is kept by
@@ -43,6 +46,7 @@ class Services:
             )
 
     def close(self) -> None:
+        self.capacity.close()
         self.index.dispose()
 
 
@@ -56,7 +60,10 @@ def open_services(
     store = open_store(settings, cache_frames=cache_frames)
     # Ours indexes one datastore; a metadata-index database may list several.
     scope = None if layout.writable else settings.datastore_id
-    return Services(settings, store, engine, IndexReader(engine, layout, scope))
+    capacity = Capacity.create(
+        settings.store_threads, settings.index_threads, settings.codec_threads
+    )
+    return Services(settings, store, engine, IndexReader(engine, layout, scope), capacity)
 
 
 def open_index(settings: Settings, *, upgrade: bool = True) -> tuple[Engine, Layout]:
