@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dicomweb_proxy.config import load_settings
 from dicomweb_proxy.dicom import render
-from dicomweb_proxy.index.lookup import Resolver
 from dicomweb_proxy.ingest.importer import Importer
+from dicomweb_proxy.retrieve.resolver import Resolver
 from dicomweb_proxy.samples import generate_ct_series
 from dicomweb_proxy.services import open_services
 from tests.live_server import live_server

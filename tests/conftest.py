@@ -24,12 +24,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, MetaData, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from dicomweb_proxy.index.database import create_index_engine, upgrade_schema
+
+# Property tests judge values, not speed: on a loaded 2-core machine input generation and
+# single examples can be slow without anything being wrong.
+settings.register_profile(
+    "shared-machine", suppress_health_check=[HealthCheck.too_slow], deadline=None
+)
+settings.load_profile("shared-machine")
 
 _AHI_SAMPLE = "imageset-metadata-us-doppler.json"
 _AHI_SAMPLE_FOLDERS = (

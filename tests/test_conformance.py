@@ -3,7 +3,6 @@ the running server (every resource it lists answers on the sample data)."""
 
 from __future__ import annotations
 
-import ast
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -115,29 +114,3 @@ def test_described_keys_are_accepted_by_the_server(samples_server: str):
         for key in keys:
             response = httpx.get(f"{samples_server}/studies", params={key: "*", "limit": 1})
             assert response.status_code == 200, (level, key, response.text)
-
-
-def test_only_the_command_line_imports_the_http_layer(imported_samples: ImportedSamples):
-    """docs/architecture.md: http/ depends on the other layers, never the other way round (the
-    conformance description reads http/'s negotiation tables, so it lives in http/)."""
-    package = Path(conformance.__file__).resolve().parents[1]
-    offenders = []
-    for file in sorted(package.rglob("*.py")):
-        relative = file.relative_to(package.parent).with_suffix("")
-        if relative.parts[1] == "http" or relative.parts[1:] == ("cli",):
-            continue
-        module = ".".join(relative.parts)
-        container = module if file.name == "__init__.py" else module.rpartition(".")[0]
-        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = container.rsplit(".", node.level - 1)[0] if node.level else ""
-                target = ".".join(part for part in (base, node.module) if part)
-                names = [target, *(f"{target}.{alias.name}" for alias in node.names)]
-            else:
-                continue
-            if any(name.split(".")[:2] == ["dicomweb_proxy", "http"] for name in names):
-                offenders.append(f"{module}:{node.lineno}")
-    assert offenders == []
-    assert not (package / "conformance.py").exists()

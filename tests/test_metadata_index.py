@@ -30,10 +30,11 @@ from sqlalchemy.pool import NullPool
 from dicomweb_proxy.config import load_settings
 from dicomweb_proxy.dicom.query import Level, parse_search
 from dicomweb_proxy.index.layout import METADATA_INDEX, detect_layout
-from dicomweb_proxy.index.lookup import NotFound, Resolver
 from dicomweb_proxy.index.reader import IndexReader
 from dicomweb_proxy.ingest import ahi_events
 from dicomweb_proxy.ingest.importer import Importer
+from dicomweb_proxy.retrieve.records import NotFound
+from dicomweb_proxy.retrieve.resolver import Resolver
 from dicomweb_proxy.services import open_datastores, open_services
 from dicomweb_proxy.stores.base import ImageSetSummary
 from dicomweb_proxy.stores.local import LocalStore

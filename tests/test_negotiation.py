@@ -21,7 +21,7 @@ from dicomweb_proxy.http.negotiation import (
     parse_accept,
 )
 from dicomweb_proxy.http.wado import frame_offers, instance_offers
-from dicomweb_proxy.index.lookup import InstanceRecord
+from dicomweb_proxy.retrieve.records import InstanceRecord
 
 CT = {
     "PixelData": None,

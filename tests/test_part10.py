@@ -7,15 +7,16 @@ import struct
 import numpy as np
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
+from pydicom.data import get_charset_files, get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import parse_basic_offsets
 from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import dcmwrite
 from pydicom.pixels.utils import pack_bits
 
 from dicomweb_proxy.dicom import transcode
 from dicomweb_proxy.dicom import transfer_syntax as ts
-from dicomweb_proxy.dicom.ahi_json import dataset_to_attributes
+from dicomweb_proxy.dicom.ahi_json import attributes_to_dataset, dataset_to_attributes
 from dicomweb_proxy.dicom.frames import store_pixels
 from dicomweb_proxy.dicom.part10 import (
     ENCAPSULATED_END,
@@ -30,8 +31,13 @@ from dicomweb_proxy.dicom.part10 import (
 from .test_ahi_json import assert_same_elements
 
 
+def _test_file(name: str) -> str:
+    """One of pydicom's test files, or of its character set files."""
+    return get_testdata_file(name) or get_charset_files(name)[0]
+
+
 def stored(name: str) -> tuple[Dataset, dict, dict, str, list[bytes]]:
-    ds = pydicom.dcmread(get_testdata_file(name))
+    ds = pydicom.dcmread(_test_file(name))
     attributes, vrs = dataset_to_attributes(ds)
     pixels = store_pixels(ds)
     attributes.update(pixels.changed_attributes)
@@ -126,3 +132,60 @@ def test_one_bit_frames_are_packed_together():
     attributes, _ = dataset_to_attributes(ds)
     attributes["PixelData"] = None
     assert native_length(attributes, count) == len(joined)
+
+
+def _reference_part10(attributes: dict, vrs: dict, syntax: str) -> bytes:
+    """What pydicom's own writer makes of the non-pixel attributes: the element-by-element
+    encoding must give the same bytes."""
+    non_pixel = {k: v for k, v in attributes.items() if k not in ("PixelData",)}
+    ds = attributes_to_dataset(non_pixel, vrs)
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", "")
+    meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID", "")
+    meta.TransferSyntaxUID = syntax
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = "DWPROXY_0_1"
+    ds.file_meta = meta
+    buffer = DicomBytesIO()
+    dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CT_small.dcm",
+        "MR_small.dcm",
+        "SC_rgb_rle_2frame.dcm",
+        "rtplan.dcm",
+        "chrH31.dcm",
+        "chrJapMulti.dcm",
+        "chrRuss.dcm",
+        "chrSQEncoding.dcm",
+        "chrX1.dcm",
+        "liver_1frame.dcm",
+        "waveform_ecg.dcm",
+        "JPEG2000.dcm",
+    ],
+)
+def test_elements_encoded_one_by_one_equal_pydicoms_writer(name):
+    ds = pydicom.dcmread(_test_file(name))
+    if "PixelData" in ds:
+        _, attributes, vrs, syntax, _ = stored(name)
+    else:
+        (attributes, vrs), syntax = dataset_to_attributes(ds), ts.EXPLICIT_VR_LE
+    attributes.setdefault("SOPClassUID", "1.2.840.10008.5.1.4.1.1.7")  # some files lack them
+    attributes.setdefault("SOPInstanceUID", "1.2.3.4")
+    expected = _reference_part10(attributes, vrs, syntax)
+    for _ in range(2):  # the second time from the element cache
+        part10 = Part10(attributes, vrs, syntax)
+        assert part10.head + part10.tail == expected
+
+
+def test_the_element_cache_tells_values_apart():
+    base = {"SOPClassUID": "1.2.840.10008.5.1.4.1.1.7", "SOPInstanceUID": "1.2.3"}
+    for value in (1.0, float("nan"), None, -0.0):
+        attributes = {**base, "SliceThickness": value, "ContrastBolusVolume": value}
+        part10 = Part10(attributes, {}, ts.EXPLICIT_VR_LE)
+        assert part10.head == _reference_part10(attributes, {}, ts.EXPLICIT_VR_LE), value

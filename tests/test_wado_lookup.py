@@ -1,4 +1,4 @@
-"""Instance resolution (index/lookup.py) on the imported samples: what it reads from the store."""
+"""Instance resolution (retrieve/resolver.py) on the samples: what it reads from the store."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pydicom
 import pytest
 
 from dicomweb_proxy.index.database import create_index_engine
-from dicomweb_proxy.index.lookup import NotFound, Resolver
 from dicomweb_proxy.index.reader import IndexReader
+from dicomweb_proxy.retrieve.records import NotFound
+from dicomweb_proxy.retrieve.resolver import Resolver
 from dicomweb_proxy.stores.base import ImageSetNotFound
 from dicomweb_proxy.stores.local import LocalStore
 

@@ -7,9 +7,9 @@ import email.parser
 import email.policy
 
 import pytest
-from starlette.exceptions import HTTPException
 
 from dicomweb_proxy.cache import SizedLRU
+from dicomweb_proxy.capacity import Capacity
 from dicomweb_proxy.dicom import transfer_syntax as ts
 from dicomweb_proxy.http import multipart
 from dicomweb_proxy.http.byte_ranges import (
@@ -17,8 +17,10 @@ from dicomweb_proxy.http.byte_ranges import (
     content_range,
     requested_range,
 )
-from dicomweb_proxy.http.frame_source import FrameSource, Retrieval, prefetched
-from dicomweb_proxy.index.lookup import InstanceRecord
+from dicomweb_proxy.http.errors import undecodable_frame
+from dicomweb_proxy.retrieve.prefetch import prefetched
+from dicomweb_proxy.retrieve.records import InstanceRecord, UndecodableFrame
+from dicomweb_proxy.retrieve.service import Retrieval
 
 PAYLOADS = [b"\r\n--not-the-boundary\r\n", b"", b"\x00\xff" * 1000]
 
@@ -142,15 +144,17 @@ def test_a_stored_frame_no_codec_decodes_is_406_for_a_transcode(caplog):
         def get_image_frame(self, image_set_id: str, frame_id: str) -> bytes:
             return b"\x00" * 16  # not an HTJ2K codestream
 
-    retrieval = Retrieval(None, FrameSource(Store(), workers=1), None)  # type: ignore[arg-type]
+    retrieval = Retrieval(Store(), None, Capacity.create(1, 1, 1))  # type: ignore[arg-type]
     for target in (ts.EXPLICIT_VR_LE, ts.JPEG_2000_LOSSLESS):
-        with pytest.raises(HTTPException) as raised:
+        with pytest.raises(UndecodableFrame) as raised:
             asyncio.run(retrieval.frame(record, 1, target))
-        assert raised.value.status_code == 406
-        assert raised.value.detail.startswith("frame 1 of instance 3: cannot decode the stored")
-        assert "High-Throughput JPEG 2000" in raised.value.detail
-        assert "transfer-syntax=*" in raised.value.detail
-    assert [r.levelname for r in caplog.records if r.name == "dicomweb_proxy.http"] == [
+        answer = asyncio.run(undecodable_frame(None, raised.value))  # type: ignore[arg-type]
+        assert answer.status_code == 406
+        detail = answer.body.decode()
+        assert detail.startswith("frame 1 of instance 3: cannot decode the stored")
+        assert "High-Throughput JPEG 2000" in detail
+        assert "transfer-syntax=*" in detail
+    assert [r.levelname for r in caplog.records if r.name == "dicomweb_proxy.retrieve"] == [
         "WARNING",
         "WARNING",
     ]

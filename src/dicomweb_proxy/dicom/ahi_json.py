@@ -156,14 +156,15 @@ def attributes_to_dataset(
     for key, value in attributes.items():
         if key == VRS_KEY:
             continue
-        tag, vr = _tag_and_vr(key, vrs or attributes.get(VRS_KEY) or {})
-        (meta if tag.group == 2 else ds)[tag] = _element(tag, vr, value)
+        tag, vr = tag_and_vr(key, vrs or attributes.get(VRS_KEY) or {})
+        (meta if tag.group == 2 else ds)[tag] = data_element(tag, vr, value)
     if len(meta):
         ds.file_meta = FileMetaDataset(meta)
     return ds
 
 
-def _element(tag: BaseTag, vr: str, value: Any) -> DataElement | RawDataElement:
+def data_element(tag: BaseTag, vr: str, value: Any) -> DataElement | RawDataElement:
+    """The element of one attribute's image-set value."""
     try:
         return DataElement(tag, vr, _decode_value(vr, value))
     except ValueError:
@@ -173,7 +174,9 @@ def _element(tag: BaseTag, vr: str, value: Any) -> DataElement | RawDataElement:
         return RawDataElement(tag, vr, len(raw), raw, 0, False, True)
 
 
-def _tag_and_vr(key: str, vrs: Mapping[str, str]) -> tuple[BaseTag, str]:
+def tag_and_vr(key: str, vrs: Mapping[str, str]) -> tuple[BaseTag, str]:
+    """The tag of an attribute key (keyword or 8-hex tag) and its VR: from *vrs* (keyed by
+    8-hex tag), else the dictionary's (the first of an ambiguous one), else UN."""
     keyword_tag = tag_for_keyword(key)
     tag = Tag(keyword_tag if keyword_tag is not None else int(key, 16))
     vr = vrs.get(f"{int(tag):08X}")

@@ -5,6 +5,11 @@ head (preamble, file meta and every attribute before the pixel data), the pixel 
 (native: its header then the frames; encapsulated: a Basic Offset Table and one item per frame),
 then the tail (attributes after the pixel data, rare). Every syntax produced is Explicit VR
 Little Endian for the data set, so one writer serves them all.
+
+An Explicit VR Little Endian data set is its elements' encodings in tag order, and most of an
+instance's attributes are its patient's, study's and series', the same in every instance of a
+series: elements are encoded by pydicom one by one and kept in a byte-bounded LRU keyed by
+attribute, VR, value and character set, so an instance costs the encoding of what is its own.
 """
 
 from __future__ import annotations
@@ -14,17 +19,19 @@ import struct
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import dcmwrite
+from pydicom.filewriter import write_data_element
 from pydicom.pixels.utils import pack_bits
+from pydicom.tag import Tag
 from pydicom.uid import UID
 
+from ..cache import SizedLRU
 from . import transfer_syntax as ts
-from .ahi_json import attributes_to_dataset
+from .ahi_json import VRS_KEY, data_element, tag_and_vr
 from .transcode import int_attribute
 
 IMPLEMENTATION_CLASS_UID = UID(
@@ -32,6 +39,11 @@ IMPLEMENTATION_CLASS_UID = UID(
 )
 IMPLEMENTATION_VERSION_NAME = "DWPROXY_0_1"
 UTF8 = "ISO_IR 192"
+#: Encoded data elements kept per worker process.
+ELEMENT_CACHE_BYTES = 32 * 1024 * 1024
+_PREAMBLE = b"\x00" * 128 + b"DICM"
+#: pydicom's default when a data set has no Specific Character Set.
+_DEFAULT_CHARSET = "iso8859"
 
 #: Pixel attributes by keyword: tag and the VR of their native form.
 _PIXEL_ELEMENTS = {
@@ -42,6 +54,12 @@ _PIXEL_ELEMENTS = {
 _PIXEL_DATA = 0x7FE00008  # the first pixel tag: attributes after it follow the pixel data
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _ITEM = 0xE000
+#: (attribute key, VR, character set, value) as text: repr tells every value apart (1, 1.0,
+#: "1", nan, None), and what it cannot tell apart is only a miss.
+_ElementKey = tuple[str, str, str, str]
+_elements: SizedLRU[_ElementKey, bytes] = SizedLRU(
+    ELEMENT_CACHE_BYTES, size_of=lambda encoded: 2 * len(encoded) + 200
+)
 #: Ends encapsulated pixel data (the Sequence Delimitation Item).
 ENCAPSULATED_END = struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
 
@@ -61,13 +79,15 @@ class Part10:
         self.is_encapsulated = ts.is_encapsulated(transfer_syntax)
         attributes = {**attributes, **(changes or {})}
         self.pixel_keyword = next((k for k in _PIXEL_ELEMENTS if k in attributes), None)
-        non_pixel = {k: v for k, v in attributes.items() if k not in _PIXEL_ELEMENTS}
+        meta = _file_meta_bytes(attributes, transfer_syntax)
         try:
-            self.head, self.tail = _write_split(_dataset(non_pixel, vrs, transfer_syntax))
+            elements = _encoded_elements(attributes, vrs)
         except _CharsetTooNarrow:
             # Values are Unicode in the metadata: UTF-8 holds them all.
-            non_pixel["SpecificCharacterSet"] = UTF8
-            self.head, self.tail = _write_split(_dataset(non_pixel, vrs, transfer_syntax))
+            elements = _encoded_elements({**attributes, "SpecificCharacterSet": UTF8}, vrs)
+        head = [encoded for tag, encoded in elements if tag < _PIXEL_DATA]
+        self.head = b"".join([_PREAMBLE, meta, *head])
+        self.tail = b"".join(encoded for _, encoded in elements[len(head) :])
         self._native_vr = self._native_vr_for(int_attribute(attributes, "BitsAllocated", 8))
 
     @property
@@ -127,54 +147,87 @@ def pack_bit_frames(frames: Sequence[bytes], pixels_per_frame: int) -> bytes:
     return pack_bits(np.concatenate(bits))
 
 
-def _file_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
-    meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", "")
-    meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID", "")
-    meta.TransferSyntaxUID = transfer_syntax
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-    return meta
+def _file_meta_bytes(attributes: Mapping[str, Any], transfer_syntax: str) -> bytes:
+    """The file meta group (PS3.10 7.1), its group length first; what pydicom's
+    write_file_meta_info writes for these elements (tests/test_part10.py compares), without
+    building a data set per instance."""
+    elements = b"".join(
+        [
+            _short_element(0x00020001, "OB", b"\x00\x01", long_header=True),
+            _uid_element(0x00020002, attributes.get("SOPClassUID") or ""),
+            _uid_element(0x00020003, attributes.get("SOPInstanceUID") or ""),
+            _uid_element(0x00020010, transfer_syntax),
+            _IMPLEMENTATION_ELEMENTS,
+        ]
+    )
+    return _short_element(0x00020000, "UL", struct.pack("<I", len(elements))) + elements
+
+
+def _uid_element(tag: int, uid: str) -> bytes:
+    value = uid.encode("ascii")
+    return _short_element(tag, "UI", value + b"\x00" * (len(value) % 2))
+
+
+def _short_element(tag: int, vr: str, value: bytes, *, long_header: bool = False) -> bytes:
+    """An Explicit VR Little Endian element; *long_header* for VRs with a 4-byte length."""
+    if long_header:
+        return _element_header(tag, vr, len(value)) + value
+    return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(value)) + value
+
+
+_IMPLEMENTATION_ELEMENTS = _uid_element(0x00020012, IMPLEMENTATION_CLASS_UID) + _short_element(
+    0x00020013,
+    "SH",
+    IMPLEMENTATION_VERSION_NAME.encode() + b" " * (len(IMPLEMENTATION_VERSION_NAME) % 2),
+)
 
 
 class _CharsetTooNarrow(ValueError):
     """A text value cannot be encoded in the data set's Specific Character Set."""
 
 
-def _dataset(
-    attributes: Mapping[str, Any], vrs: Mapping[str, str], transfer_syntax: str
-) -> Dataset:
-    ds = attributes_to_dataset(attributes, vrs)
-    ds.file_meta = _file_meta(ds, transfer_syntax)
-    return ds
+def _encoded_elements(
+    attributes: Mapping[str, Any], vrs: Mapping[str, str]
+) -> list[tuple[int, bytes]]:
+    """(tag, encoding) of every data set element but pixel data, file meta and retired group
+    lengths (as pydicom's writer leaves them out), in tag order."""
+    charset = attributes.get("SpecificCharacterSet") or _DEFAULT_CHARSET
+    charset_key = repr(charset)
+    elements = []
+    for key, value in attributes.items():
+        if key == VRS_KEY or key in _PIXEL_ELEMENTS:
+            continue
+        tag, hex_tag, default_vr = _tag_of(key)
+        if tag >> 16 == 2 or (tag & 0xFFFF == 0 and tag >> 16 > 6):
+            continue
+        vr = vrs.get(hex_tag) or default_vr
+        cache_key = (key, vr, charset_key, repr(value))
+        encoded = _elements.get(cache_key)
+        if encoded is None:
+            encoded = _elements.put(cache_key, _encode(tag, vr, value, charset))
+        elements.append((tag, encoded))
+    elements.sort(key=lambda element: element[0])
+    return elements
 
 
-def _write_split(ds: Dataset) -> tuple[bytes, bytes]:
-    """(everything before the pixel data, everything after it) as Part 10 bytes; *ds* holds no
-    pixel data, so the split is at its tag."""
-    whole = _write(ds)
-    tags = sorted(ds.keys())
-    if not tags or tags[-1] < _PIXEL_DATA:
-        return whole, b""
-    head_only = Dataset({tag: ds[tag] for tag in tags if tag < _PIXEL_DATA})
-    head_only.file_meta = ds.file_meta
-    head = _write(head_only)
-    return head, whole[len(head) :]
+@lru_cache(maxsize=8192)
+def _tag_of(key: str) -> tuple[int, str, str]:
+    """(tag, its 8-hex form, the VR when DICOMVRs gives none): the dictionary lookups cost
+    more than most encodings."""
+    tag, vr = tag_and_vr(key, {})
+    return int(tag), f"{int(tag):08X}", vr
 
 
-def _write(ds: Dataset) -> bytes:
+def _encode(tag: int, vr: str, value: Any, charset: Any) -> bytes:
+    """One element as Explicit VR Little Endian; _CharsetTooNarrow when pydicom warns that a
+    text value does not fit the character set."""
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, False
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        data = _dcmwrite(ds)
+        write_data_element(buffer, data_element(Tag(tag), vr, value), charset)
     if any("encode" in str(warning.message) for warning in caught):
-        raise _CharsetTooNarrow(str(ds.get("SpecificCharacterSet")))
-    return data
-
-
-def _dcmwrite(ds: Dataset) -> bytes:
-    buffer = DicomBytesIO()
-    dcmwrite(buffer, ds, enforce_file_format=True)
+        raise _CharsetTooNarrow(str(charset))
     return buffer.getvalue()
 
 

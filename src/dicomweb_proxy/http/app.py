@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from ..config import DEFAULT_DATASTORE, load_settings
+from ..retrieve.service import Retrieval
 from ..services import Services, open_datastores
 from . import capabilities, qido, rendered, viewer, wado
 from .errors import EXCEPTION_HANDLERS
@@ -51,6 +52,7 @@ def dicomweb_app(services: Services) -> Starlette:
     """One datastore's DICOMweb service, to mount at its base path."""
     app = Starlette(routes=dicomweb_routes(), exception_handlers=EXCEPTION_HANDLERS)
     app.state.services = services
+    app.state.retrieval = Retrieval(services.store, services.reader, services.capacity)
     return app
 
 

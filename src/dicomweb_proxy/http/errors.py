@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from ..retrieve.records import NotFound, UndecodableFrame
 from ..stores.base import (
     FrameNotFound,
     ImageSetNotFound,
@@ -26,6 +27,20 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 async def http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return error_response(exc.status_code, exc.detail, exc.headers)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return error_response(404, str(exc))
+
+
+async def undecodable_frame(request: Request, exc: Exception) -> Response:
+    """The stored bytes can still be sent: say how to ask for them."""
+    assert isinstance(exc, UndecodableFrame)
+    return error_response(
+        406,
+        f"{exc}; ask for the stored transfer syntax ({exc.record.transfer_syntax},"
+        " or transfer-syntax=*)",
+    )
 
 
 async def store_error(request: Request, exc: Exception) -> Response:
@@ -57,6 +72,8 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
 
 EXCEPTION_HANDLERS = {
     HTTPException: http_exception,
+    NotFound: not_found,
+    UndecodableFrame: undecodable_frame,
     StoreError: store_error,
     Exception: unexpected_error,
 }

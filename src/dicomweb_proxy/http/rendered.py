@@ -22,7 +22,6 @@ from functools import partial
 from itertools import groupby
 
 from PIL import Image
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,10 +39,10 @@ from ..dicom.render import (
     Viewport,
     Window,
 )
-from ..index.lookup import InstanceRecord, Plan
-from .frame_source import prefetched, retrieval
+from ..retrieve.prefetch import prefetched
+from ..retrieve.records import InstanceRecord, Plan
 from .negotiation import Offer, acceptable, negotiate
-from .wado import check_frame_numbers, parse_frame_list
+from .wado import check_frame_numbers, parse_frame_list, retrieval
 
 THUMBNAIL_SIZE = 128
 THUMBNAIL_CACHE_CONTROL = "private, max-age=3600"
@@ -206,7 +205,7 @@ async def _render(
 
         async def one(number: int) -> Image.Image:
             blob = await source.frame(record, number, record.transfer_syntax)
-            return await run_in_threadpool(
+            return await source.capacity.codec.run(
                 render.render_picture,
                 number - 1,
                 blob,
@@ -217,9 +216,9 @@ async def _render(
             )
 
         jobs = (partial(one, number) for number in numbers)
-        async with aclosing(prefetched(jobs, window=2 * source.frames.workers)) as pictures:
+        async with aclosing(prefetched(jobs, window=source.frames.window)) as pictures:
             rendered = [picture async for picture in pictures]
-        return await run_in_threadpool(
+        return await source.capacity.codec.run(
             render.encode_pictures, rendered, parameters, record.attributes
         )
     except RenderError as error:

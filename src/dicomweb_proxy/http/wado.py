@@ -6,36 +6,32 @@ ranges and caching are explained in docs/wado.md.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Sequence
-from functools import lru_cache, partial
-from typing import TypeVar
+from collections.abc import AsyncIterator, Sequence
+from functools import lru_cache
 
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..dicom import transcode
 from ..dicom import transfer_syntax as ts
-from ..dicom.dicom_json import to_dicom_json
-from ..dicom.part10 import (
-    ENCAPSULATED_END,
-    Part10,
-    encapsulated_start,
-    fragment,
-    native_length,
-    pack_bit_frames,
+from ..dicom.part10 import native_length
+from ..retrieve.bulk import PIXEL_PATHS
+from ..retrieve.part10_stream import (
+    concatenable,
+    frame_syntaxes,
+    instance_syntaxes,
+    lossy_transcode,
+    native_pixels,
 )
-from ..index.lookup import InstanceRecord
+from ..retrieve.prefetch import aiter_of
+from ..retrieve.records import InstanceRecord
+from ..retrieve.service import Retrieval
 from . import multipart
 from .byte_ranges import RangeNotSatisfiable, content_range, requested_range
 from .conditional import accepts_gzip, not_modified, variant_etag
-from .frame_source import Retrieval, prefetched, retrieval
 from .negotiation import (
     DICOM,
     DICOM_JSON,
@@ -46,7 +42,6 @@ from .negotiation import (
     negotiate,
 )
 from .urls import service_base_url
-from .wado_metadata import body_etag, build_body
 
 STUDY = "/studies/{study}"
 SERIES = STUDY + "/series/{series}"
@@ -57,15 +52,8 @@ INSTANCE = SERIES + "/instances/{instance}"
 IMMUTABLE = "public, max-age=31536000, immutable"
 #: Metadata changes with new image-set versions: caches revalidate with the ETag.
 REVALIDATE = "no-cache"
-#: Encapsulated instances with more frames than this are streamed with an empty offset table
-#: instead of being held whole in memory to compute one.
-OFFSET_TABLE_MAX_FRAMES = 64
-T = TypeVar("T")
 #: One item of a frame list: a decimal frame number (no sign, ``_``, spaces or other scripts).
 _FRAME_NUMBER = re.compile(r"[0-9]{1,9}")
-#: An item index in a bulk data tag path.
-_ITEM_INDEX = re.compile(r"[0-9]{1,9}")
-_PIXEL_PATHS = frozenset({"7FE00010", "7FE00008", "7FE00009"})
 _METADATA_OFFERS = (Offer(DICOM_JSON, multipart=False, default=True),)
 #: Pixel data bulk data of several native frames, concatenated. Not on the frames route: there
 #: several frames are always multipart.
@@ -74,23 +62,11 @@ _BULK_OFFERS = (
     Offer(OCTET_STREAM, ts.EXPLICIT_VR_LE, default=True),
     Offer(OCTET_STREAM, ts.EXPLICIT_VR_LE, multipart=False, default=True),
 )
-#: Syntaxes an instance without pixel data can be labelled with: its data set is Explicit VR
-#: Little Endian in all of them.
-_EXPLICIT_LE_SYNTAXES = (
-    ts.EXPLICIT_VR_LE,
-    ts.HTJ2K_LOSSLESS_RPCL,
-    ts.HTJ2K_LOSSLESS,
-    ts.HTJ2K,
-    ts.JPEG_2000_LOSSLESS,
-    ts.JPEG_2000,
-    ts.JPEG_LS_LOSSLESS,
-    ts.JPEG_LS_NEAR_LOSSLESS,
-    ts.JPEG_LOSSLESS_SV1,
-    ts.JPEG_LOSSLESS,
-    ts.JPEG_BASELINE,
-    ts.JPEG_EXTENDED,
-    ts.RLE_LOSSLESS,
-)
+
+
+def retrieval(request: Request) -> Retrieval:
+    """The datastore's retrieval layer in this worker process (http/app.py sets it up)."""
+    return request.app.state.retrieval
 
 
 def _uids(request: Request) -> tuple[str, str | None, str | None]:
@@ -106,7 +82,7 @@ async def metadata(request: Request) -> Response:
     context = retrieval(request)
     plan = await context.plan(*_uids(request))
     base_url = service_base_url(request)
-    etag = body_etag(plan, base_url)
+    etag = context.metadata_etag(plan, base_url)
     compressed = accepts_gzip(request)
     headers = {
         "ETag": variant_etag(etag, "gzip") if compressed else etag,
@@ -115,11 +91,7 @@ async def metadata(request: Request) -> Response:
     }
     if not_modified(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
-    body = context.metadata.get(etag)
-    if body is None:
-        records = await context.load(plan)
-        body = await run_in_threadpool(build_body, records, base_url, etag)
-        context.metadata.put(etag, body)
+    body = await context.metadata_body(plan, base_url)
     if compressed:
         headers["Content-Encoding"] = "gzip"
     return Response(body.gzipped if compressed else body.raw, 200, headers, DICOM_JSON)
@@ -135,15 +107,23 @@ async def instances(request: Request) -> Response:
     ranges = acceptable(request)
     single = sop_uid is not None
     offers = [negotiate(ranges, instance_offers(record, single)) for record in records]
-    parts = _objects(records, offers, await _instance_frames(context, records, offers))
+    syntaxes = [offer.transfer_syntax or ts.EXPLICIT_VR_LE for offer in offers]
+    frames = await context.frames_in_order(
+        (record, number, syntax)
+        for record, syntax in zip(records, syntaxes, strict=True)
+        for number in range(1, len(record.frame_ids) + 1)
+    )
+    parts = [
+        multipart.Part(offer.part_content_type(), context.part10(record, syntax, frames))
+        for record, offer, syntax in zip(records, offers, syntaxes, strict=True)
+    ]
     if not offers[0].multipart:
-        (part,) = list(parts)
         return StreamingResponse(
-            part.payload, headers={"Vary": "Accept"}, media_type=part.content_type
+            parts[0].payload, headers={"Vary": "Accept"}, media_type=parts[0].content_type
         )
     boundary = multipart.new_boundary()
     return StreamingResponse(
-        multipart.stream_parts(_aiter(parts), boundary),
+        multipart.stream_parts(aiter_of(parts), boundary),
         media_type=multipart.content_type(DICOM, boundary),
         headers={"Vary": "Accept"},
     )
@@ -152,121 +132,19 @@ async def instances(request: Request) -> Response:
 def instance_offers(record: InstanceRecord, single: bool) -> list[Offer]:
     """application/dicom representations of one instance, the stored encoding first."""
     stored = record.transfer_syntax
-    if not record.frame_ids:
-        syntaxes = list(_EXPLICIT_LE_SYNTAXES)
-    else:
-        syntaxes = [stored] if ts.is_encapsulated(stored) else []
-        if stored == ts.HTJ2K_LOSSLESS_RPCL:
-            syntaxes.append(ts.HTJ2K_LOSSLESS)
-        syntaxes += transcode.targets(stored, record.attributes)
-        if stored == ts.EXPLICIT_VR_LE:
-            syntaxes.insert(0, stored)
+    syntaxes = instance_syntaxes(record)
     default = ts.EXPLICIT_VR_LE if ts.EXPLICIT_VR_LE in syntaxes else stored
     return [
         Offer(
             DICOM,
             syntax,
             multipart=multipart_,
-            explicit_only=_lossy_transcode(stored, syntax) and bool(record.frame_ids),
+            explicit_only=lossy_transcode(stored, syntax) and bool(record.frame_ids),
             default=syntax == default,
         )
         for multipart_ in ((True, False) if single else (True,))
         for syntax in syntaxes
     ]
-
-
-async def _instance_frames(
-    context: Retrieval, records: Sequence[InstanceRecord], offers: Sequence[Offer]
-) -> AsyncIterator[bytes]:
-    """Every frame of the instances, in order, in the transfer syntax of each one's offer.
-    Frames of the following instances are fetched and transcoded ahead, up to twice the codec
-    pool's width. The first frame is awaited before the answer starts, so a frame that cannot
-    be read or decoded (all of them, typically) is an error status, not a cut stream."""
-    jobs = (
-        partial(context.frame, record, number, offer.transfer_syntax or ts.EXPLICIT_VR_LE)
-        for record, offer in zip(records, offers, strict=True)
-        for number in range(1, len(record.frame_ids) + 1)
-    )
-    return await _started(prefetched(jobs, window=2 * context.frames.workers))
-
-
-async def _started(items: AsyncGenerator[T, None]) -> AsyncIterator[T]:
-    """*items* with its first item already awaited (errors raise here, before streaming)."""
-    try:
-        first = await anext(items)
-    except StopAsyncIteration:
-        return _aiter([])
-    return _chain(first, items)
-
-
-async def _chain(first: T, rest: AsyncGenerator[T, None]) -> AsyncIterator[T]:
-    try:
-        yield first
-        async for item in rest:
-            yield item
-    finally:
-        await rest.aclose()  # a client gone mid-stream: cancel the frames fetched ahead
-
-
-def _objects(
-    records: Sequence[InstanceRecord], offers: Sequence[Offer], frames: AsyncIterator[bytes]
-) -> Iterator[multipart.Part]:
-    """One part per instance, its payload the chunks of its Part 10 object."""
-    for record, offer in zip(records, offers, strict=True):
-        yield multipart.Part(offer.part_content_type(), _object_chunks(record, offer, frames))
-
-
-async def _aiter(items: Iterable[T]) -> AsyncIterator[T]:
-    for item in items:
-        yield item
-
-
-async def _object_chunks(
-    record: InstanceRecord, offer: Offer, frames: AsyncIterator[bytes]
-) -> AsyncIterator[bytes]:
-    syntax = offer.transfer_syntax or ts.EXPLICIT_VR_LE
-    changes = transcode.changed_attributes(record.transfer_syntax, syntax, record.attributes)
-    part10 = await run_in_threadpool(Part10, record.attributes, record.vrs, syntax, changes)
-    yield part10.head
-    count = len(record.frame_ids)
-    if count and part10.is_encapsulated:
-        if count <= OFFSET_TABLE_MAX_FRAMES:
-            collected = [await anext(frames) for _ in range(count)]
-            for chunk in part10.encapsulated(collected, offset_table=syntax not in ts.VIDEO):
-                yield chunk
-        else:
-            yield encapsulated_start(None)
-            for _ in range(count):
-                for chunk in fragment(await anext(frames)):
-                    yield chunk
-            yield ENCAPSULATED_END
-    elif count:
-        length = native_length(record.attributes, count)
-        yield part10.native_header(length)
-        async for chunk in _native_pixels(record, frames, length):
-            yield chunk
-        if length % 2:
-            yield b"\x00"
-    yield part10.tail
-
-
-async def _native_pixels(
-    record: InstanceRecord, frames: AsyncIterator[bytes], length: int
-) -> AsyncIterator[bytes]:
-    """Native frames one after another; 1-bit frames that do not end on a byte are re-packed."""
-    count = len(record.frame_ids)
-    pixels = transcode.int_attribute(record.attributes, "Rows", 0) * transcode.int_attribute(
-        record.attributes, "Columns", 0
-    )
-    if transcode.int_attribute(record.attributes, "BitsAllocated", 8) == 1 and pixels % 8:
-        collected = [await anext(frames) for _ in range(count)]
-        yield pack_bit_frames(collected, pixels)
-        return
-    for _ in range(count):
-        frame = await anext(frames)
-        if len(frame) * count != length:
-            raise RuntimeError(f"frame of {record.sop_uid} has {len(frame)} bytes, not {length}")
-        yield frame
 
 
 # --- frames and bulk data ----------------------------------------------------------------------
@@ -313,43 +191,26 @@ def check_frame_numbers(record: InstanceRecord, numbers: Sequence[int]) -> None:
 def frame_offers(record: InstanceRecord, single: bool) -> tuple[Offer, ...]:
     """Media types frames of this instance can be sent as: the stored bytes first (under their
     own media type, then as application/octet-stream), then transcodes."""
-    return _frame_offers(
-        record.transfer_syntax, transcode.targets(record.transfer_syntax, record.attributes), single
-    )
+    return _frame_offers(record.transfer_syntax, frame_syntaxes(record), single)
 
 
 @lru_cache(maxsize=256)
-def _frame_offers(stored: str, targets: tuple[str, ...], single: bool) -> tuple[Offer, ...]:
-    pairs = [(media_type_of(stored), stored)]
+def _frame_offers(stored: str, syntaxes: tuple[str, ...], single: bool) -> tuple[Offer, ...]:
+    pairs = [(media_type_of(syntax), syntax) for syntax in syntaxes]
     if ts.is_encapsulated(stored):
-        pairs.append((OCTET_STREAM, stored))
-    if stored == ts.HTJ2K_LOSSLESS_RPCL:
-        pairs += [(media_type_of(ts.HTJ2K_LOSSLESS), ts.HTJ2K_LOSSLESS)]
-    pairs += [(media_type_of(syntax), syntax) for syntax in targets]
+        pairs.insert(1, (OCTET_STREAM, stored))
     default = ts.EXPLICIT_VR_LE if stored not in ts.VIDEO else stored
     return tuple(
         Offer(
             media,
             syntax,
             multipart=multipart_,
-            explicit_only=_lossy_transcode(stored, syntax),
+            explicit_only=lossy_transcode(stored, syntax),
             default=syntax == default and media in (OCTET_STREAM, media_type_of(stored)),
         )
         for multipart_ in ((True, False) if single else (True,))
         for media, syntax in pairs
     )
-
-
-def _concatenable(record: InstanceRecord) -> bool:
-    """Whether the frames can be sent as native pixel data (stored so, or decodable to it)."""
-    stored = record.transfer_syntax
-    return stored == ts.EXPLICIT_VR_LE or ts.EXPLICIT_VR_LE in transcode.targets(
-        stored, record.attributes
-    )
-
-
-def _lossy_transcode(stored: str, target: str) -> bool:
-    return target in transcode.LOSSY_TARGETS and not transcode.same_bytes(stored, target)
 
 
 async def _frames_response(
@@ -365,7 +226,7 @@ async def _frames_response(
     concatenated, i.e. the value of Pixel Data (PS3.18 allows single-part bulk data)."""
     check_frame_numbers(record, numbers)
     offers = frame_offers(record, single=len(numbers) == 1)
-    if bulk and len(numbers) > 1 and _concatenable(record):
+    if bulk and len(numbers) > 1 and concatenable(record):
         offers = (*offers, _CONCATENATED)
     offer = negotiate(acceptable(request), offers)
     syntax = offer.transfer_syntax or ts.EXPLICIT_VR_LE
@@ -380,13 +241,11 @@ async def _frames_response(
     if len(numbers) == 1:
         payload = await context.frame(record, numbers[0], syntax)
         return _payload_response(request, payload, offer, headers)
-    jobs = (partial(context.frame, record, number, syntax) for number in numbers)
-    payloads = await _started(prefetched(jobs, window=2 * context.frames.workers))
+    payloads = await context.frames_in_order((record, number, syntax) for number in numbers)
     if not offer.multipart:
-        length = native_length(record.attributes, len(numbers))
-        headers["Content-Length"] = str(length)
+        headers["Content-Length"] = str(native_length(record.attributes, len(numbers)))
         return StreamingResponse(
-            _native_pixels(record, payloads, length),
+            native_pixels(record, payloads, len(numbers)),
             headers=headers,
             media_type=offer.part_content_type(),
         )
@@ -402,7 +261,7 @@ async def _frame_parts(
     offer: Offer, payloads: AsyncIterator[bytes]
 ) -> AsyncIterator[multipart.Part]:
     async for payload in payloads:
-        yield multipart.Part(offer.part_content_type(), _aiter([payload]))
+        yield multipart.Part(offer.part_content_type(), aiter_of([payload]))
 
 
 async def bulk(request: Request) -> Response:
@@ -412,10 +271,10 @@ async def bulk(request: Request) -> Response:
     path = request.path_params["path"].strip("/").upper()
     context = retrieval(request)
     record = await context.instance(study_uid, series_uid, sop_uid)
-    if path in _PIXEL_PATHS and record.frame_ids:
+    if path in PIXEL_PATHS and record.frame_ids:
         numbers = list(range(1, len(record.frame_ids) + 1))
         return await _frames_response(request, context, record, numbers, bulk=True)
-    value = await run_in_threadpool(bulk_value, record, path)
+    value = await context.bulk(record, path)
     if value is None:
         raise HTTPException(404, f"no binary value at {path} in instance {sop_uid}")
     offer = negotiate(acceptable(request), _BULK_OFFERS)
@@ -427,22 +286,6 @@ async def bulk(request: Request) -> Response:
     if not_modified(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     return _payload_response(request, value, offer, headers)
-
-
-def bulk_value(record: InstanceRecord, path: str) -> bytes | None:
-    """The bytes of the binary attribute at a BulkDataURI tag path (``00540016/0/00181074``:
-    tag, item index, tag, ...); None when there is none."""
-    steps = path.split("/")
-    dataset = to_dicom_json(record.attributes, record.vrs)
-    try:
-        element = dataset[steps[0]]
-        for index, tag in zip(steps[1::2], steps[2::2], strict=True):
-            if not _ITEM_INDEX.fullmatch(index):
-                return None  # not an item index (a sign, "_", other scripts): no such value
-            element = element["Value"][int(index)][tag]
-        return base64.b64decode(element["InlineBinary"], validate=True)
-    except (KeyError, IndexError, ValueError, TypeError, binascii.Error):
-        return None
 
 
 def _payload_response(

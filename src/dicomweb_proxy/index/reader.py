@@ -1,4 +1,4 @@
-"""The read side of an index, as the HTTP layer uses it: searches, lookups, health.
+"""The read side of an index, as the server uses it: searches, lookups, health.
 
 It hides the database and its layout (ours, or the companion metadata-index's, read-only), so
 serving another layout or database changes nothing above it.
@@ -7,13 +7,14 @@ serving another layout or database changes nothing above it.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, Select, select
 
 from ..dicom.query import SearchQuery
 from .layout import OURS, Layout
-from .lookup import locate
+from .locate import LocatedRows, image_set_versions, locate
 from .schema import imageset, instance, study
 from .search import SearchPage, search
 
@@ -76,10 +77,15 @@ class IndexReader:
         study_uid: str,
         series_uid: str | None = None,
         sop_uid: str | None = None,
-    ) -> tuple[list[tuple[str, str, str]], dict[str, int | None]]:
-        """See :func:`~dicomweb_proxy.index.lookup.locate`."""
+    ) -> tuple[LocatedRows, dict[str, int | None]]:
+        """See :func:`~dicomweb_proxy.index.locate.locate`."""
         with self.engine.connect() as connection:
             return locate(connection, self.layout, datastore_id, study_uid, series_uid, sop_uid)
+
+    def versions(self, datastore_id: str, image_set_ids: Collection[str]) -> dict[str, int | None]:
+        """See :func:`~dicomweb_proxy.index.locate.image_set_versions`."""
+        with self.engine.connect() as connection:
+            return image_set_versions(connection, self.layout, datastore_id, image_set_ids)
 
     def check(self) -> None:
         """Raise unless the index answers a query (health checks): one single-row indexed read."""

@@ -16,7 +16,7 @@ import orjson
 
 from ..cache import SizedLRU
 from ..dicom.dicom_json import to_dicom_json
-from ..index.lookup import InstanceRecord, Plan
+from .records import InstanceRecord, Plan
 
 #: Binary values above this many bytes are sent as BulkDataURIs, not inline.
 INLINE_BINARY_LIMIT = 1024

@@ -1,0 +1,79 @@
+"""Frames of resolved instances, as stored or transcoded.
+
+Store reads run on the store's thread pool and decoding on the codec pool (the codecs release
+the GIL), so a slow store holds no codec thread and a burst of transcodes no store thread.
+Transcoded frames are kept in a byte-bounded LRU per worker process.
+"""
+
+from __future__ import annotations
+
+from ..cache import SizedLRU
+from ..capacity import Capacity
+from ..dicom import transcode
+from ..dicom import transfer_syntax as ts
+from ..dicom.render import DecodeError
+from ..stores.base import FrameNotFound, ImageSetStore
+from .records import FrameGone, InstanceRecord, UndecodableFrame
+
+#: Transcoded frames kept per worker process and datastore.
+TRANSCODED_CACHE_BYTES = 128 * 1024 * 1024
+
+
+class FrameSource:
+    """Frames by instance and number; decoding never runs on the event loop."""
+
+    def __init__(
+        self,
+        store: ImageSetStore,
+        capacity: Capacity,
+        *,
+        cache_bytes: int = TRANSCODED_CACHE_BYTES,
+    ) -> None:
+        self.store = store
+        self.capacity = capacity
+        self._transcoded: SizedLRU[tuple[str, str], bytes] = SizedLRU(cache_bytes)
+
+    @property
+    def window(self) -> int:
+        """How many frames to fetch ahead of a consumer: enough to keep every codec busy."""
+        return 2 * self.capacity.codec.threads
+
+    async def stored(self, record: InstanceRecord, number: int) -> bytes:
+        """Frame *number* (1-based) as stored, in ``record.transfer_syntax``; FrameGone when
+        the store no longer has it."""
+        try:
+            return await self.capacity.store.run(
+                self.store.get_image_frame, record.image_set_id, record.frame_ids[number - 1]
+            )
+        except FrameNotFound:
+            raise FrameGone(f"frame {number} of {record.sop_uid} is gone") from None
+
+    async def encoded(self, record: InstanceRecord, number: int, transfer_syntax: str) -> bytes:
+        """Frame *number* in *transfer_syntax*: the stored bytes when it is the stored one;
+        UndecodableFrame when no installed codec decodes the stored frame."""
+        if transcode.same_bytes(record.transfer_syntax, transfer_syntax):
+            return await self.stored(record, number)
+        key = (record.frame_ids[number - 1], transfer_syntax)
+        cached = self._transcoded.get(key)
+        if cached is not None:
+            return cached
+        data = await self.stored(record, number)
+        try:
+            result = await self.capacity.codec.run(_transcode, data, record, transfer_syntax)
+        except DecodeError as error:
+            raise UndecodableFrame(record, number, error) from None
+        return self._transcoded.put(key, result)
+
+
+def _transcode(data: bytes, record: InstanceRecord, transfer_syntax: str) -> bytes:
+    """The stored frame decoded (then re-encoded unless Explicit VR LE); DecodeError when no
+    installed codec decodes it."""
+    try:
+        if transfer_syntax == ts.EXPLICIT_VR_LE:
+            return transcode.to_native(data, record.transfer_syntax, record.attributes)
+        array = transcode.to_array(data, record.transfer_syntax, record.attributes)
+    except MemoryError:
+        raise
+    except Exception as error:  # codecs raise RuntimeError, ValueError, their own errors...
+        raise DecodeError(record.transfer_syntax, error) from error
+    return transcode.encode(array, transfer_syntax, record.attributes)

@@ -1,0 +1,96 @@
+"""Retrieval for one datastore in one worker process: what every retrieve route (WADO-RS,
+rendered, thumbnails) asks for, with no HTTP in it.
+
+Index queries run on the index pool, store reads on the store pool and CPU work (transcodes,
+Part 10 headers, metadata bodies) on the codec pool (capacity.py). Failures are this layer's
+own exceptions (records.py), which the HTTP layer maps to status codes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from functools import partial
+
+from ..capacity import Capacity
+from ..stores.base import ImageSetStore
+from .bulk import bulk_value
+from .frames import FrameSource
+from .metadata import MetadataBody, MetadataCache, body_etag, build_body
+from .part10_stream import object_chunks
+from .prefetch import prefetched, started
+from .records import FrameGone, InstanceRecord, Plan, UndecodableFrame
+from .resolver import IndexLookups, Resolver
+
+log = logging.getLogger("dicomweb_proxy.retrieve")
+
+
+class Retrieval:
+    def __init__(self, store: ImageSetStore, index: IndexLookups, capacity: Capacity) -> None:
+        self.capacity = capacity
+        self.resolver = Resolver(store, index)
+        self.frames = FrameSource(store, capacity)
+        self.metadata = MetadataCache()
+
+    async def plan(
+        self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> Plan:
+        """What the UIDs name, from the index (no metadata read); NotFound when nothing."""
+        return await self.capacity.index.run(self.resolver.plan, study_uid, series_uid, sop_uid)
+
+    async def load(self, plan: Plan) -> list[InstanceRecord]:
+        """The planned instances with attributes and frames; NotFound if the store lost them."""
+        return await self.capacity.store.run(self.resolver.load, plan)
+
+    async def instance(self, study_uid: str, series_uid: str, sop_uid: str) -> InstanceRecord:
+        """One instance, without leaving the event loop when it was used recently."""
+        record = self.resolver.cached_instance((study_uid, series_uid, sop_uid))
+        if record is not None:
+            return record
+        return await self.capacity.store.run(self.resolver.instance, study_uid, series_uid, sop_uid)
+
+    async def frame(self, record: InstanceRecord, number: int, transfer_syntax: str) -> bytes:
+        """Frame *number* of the instance in *transfer_syntax*. A frame gone from the store
+        drops its image set from the resolver (it was deleted or replaced) and raises
+        FrameGone; one no codec decodes raises UndecodableFrame (logged as a warning)."""
+        try:
+            return await self.frames.encoded(record, number, transfer_syntax)
+        except FrameGone:
+            self.resolver.forget(record.key)
+            raise
+        except UndecodableFrame as error:
+            log.warning("%s", error)
+            raise
+
+    async def frames_in_order(
+        self, wanted: Iterable[tuple[InstanceRecord, int, str]]
+    ) -> AsyncIterator[bytes]:
+        """The (instance, frame number, transfer syntax) frames in order, fetched and decoded
+        ahead of the consumer; the first is awaited here, so its failure raises before an
+        answer starts."""
+        jobs = (partial(self.frame, record, number, syntax) for record, number, syntax in wanted)
+        return await started(prefetched(jobs, window=self.frames.window))
+
+    def part10(
+        self, record: InstanceRecord, syntax: str, frames: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
+        """The instance as a Part 10 object in *syntax*, its frames taken from *frames*."""
+        return object_chunks(record, syntax, frames, self.capacity.codec)
+
+    def metadata_etag(self, plan: Plan, base_url: str) -> str:
+        return body_etag(plan, base_url)
+
+    async def metadata_body(self, plan: Plan, base_url: str) -> MetadataBody:
+        """The DICOM JSON of the planned instances (BulkDataURIs under *base_url*), built once
+        per version and kept."""
+        etag = body_etag(plan, base_url)
+        body = self.metadata.get(etag)
+        if body is None:
+            records = await self.load(plan)
+            body = await self.capacity.codec.run(build_body, records, base_url, etag)
+            self.metadata.put(etag, body)
+        return body
+
+    async def bulk(self, record: InstanceRecord, path: str) -> bytes | None:
+        """The binary value at a BulkDataURI tag path (not pixel data); None when none."""
+        return await self.capacity.codec.run(bulk_value, record, path)
