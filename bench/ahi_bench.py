@@ -145,7 +145,7 @@ def wait_until_up(process: Process, probe: str, log: Path) -> Process:
 def start_emulator(data_dir: Path, frame_latency: float, metadata_latency: float) -> Process:
     port = free_port()
     log = data_dir / "emulator.log"
-    command = [sys.executable, "-m", "dicomweb_proxy.ahi_emulator", "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "ahi_emulator", "--data-dir", str(data_dir)]
     command += ["--port", str(port), "--latency", f"GetImageFrame={frame_latency}"]
     command += ["--latency", f"GetImageSetMetadata={metadata_latency}"]
     with open(log, "w") as output:

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, MetaData, select
 
-from dicomweb_proxy.ahi_emulator import running_emulator
+from ahi_emulator import running_emulator
 from dicomweb_proxy.index.database import create_index_engine, run_write, upgrade_schema
 from dicomweb_proxy.index.writer import index_image_set, remove_image_set
 from dicomweb_proxy.ingest.importer import Importer

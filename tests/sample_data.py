@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from dicomweb_proxy.ahi_emulator import running_emulator
+from ahi_emulator import running_emulator
 from dicomweb_proxy.config import load_settings
 from dicomweb_proxy.ingest.importer import Importer
 from dicomweb_proxy.samples import generate_sample_studies

@@ -36,7 +36,6 @@ ALLOWED: dict[str, set[str]] = {
     },
     "__main__": {"cli"},
     "__init__": set(),
-    "ahi_emulator": {"dicom", "stores"},
 }
 #: Modules of http/ that may reach into index/ or stores/, and why; the rest go through
 #: retrieve/ and services.

@@ -5,21 +5,20 @@ rows that differ, so re-indexing an unchanged document writes nothing. A SOP ins
 the first image set that indexed it: when several image sets hold one series, the first stays
 primary, the others get ``conflict`` rows and keep only the instances nobody else holds.
 Concurrent writers indexing the same SOP instances may fail with IntegrityError: retry.
+Which attribute feeds which column, and how, is ``dicom/image_set_rows.py``'s; this module adds
+the search columns and writes the rows.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     Column,
     ColumnElement,
@@ -37,9 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from ..dicom.dicom_json import decoded_length, to_dicom_json
-from ..dicom.image_set import merged_instance_attributes
-from ..dicom.transfer_syntax import HTJ2K_LOSSLESS_RPCL
+from ..dicom.image_set_rows import ImageSetRows, InstanceRow
 from .schema import (
     DEFAULT_ISSUER,
     NO_PATIENT_ID,
@@ -54,20 +51,10 @@ from .schema import (
     study,
 )
 
-"""What AHI stores when an instance has no StoredTransferSyntaxUID."""
 DUPLICATE_SERIES = "DUPLICATE_SERIES"
 """conflict.conflict_type of an image set holding a series another image set holds."""
 
-_MAX_INDEXED_BINARY = 64  # bytes; larger binary values stay in the store
 _CHUNK = 500  # bound parameters per IN (...) list
-_INT32 = 2**31
-
-_DA = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})")
-_TM = re.compile(r"([0-9]{2})([0-9]{2})?([0-9]{2})?(?:\.([0-9]{1,6}))?")
-_DT = re.compile(
-    r"([0-9]{4})([0-9]{2})?([0-9]{2})?([0-9]{2})?([0-9]{2})?([0-9]{2})?"
-    r"(?:\.([0-9]{1,6}))?(?:[+-][0-9]{4})?"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +81,8 @@ def index_image_set(
     Returns None, changing nothing, when the index already holds a newer version of the image
     set (a slower writer must not roll it back). ValueError if the document names no Study
     Instance UID."""
-    document = _Document.parse(metadata)
+    document = ImageSetRows.parse(metadata)
+    _prepare(document)
     # Writers of one study take turns (the row lock lasts until commit), so the counts each
     # recomputes include the rows the others wrote. A new study is locked by its insert.
     _lock(connection, study, study.c.studyinstanceuid == document.study_uid)
@@ -103,9 +91,11 @@ def index_image_set(
     )
     if indexed_version > version:
         return None
-    issuer_pkey = _upsert(connection, issuer, document.issuer_key, {})[0]
+    issuer_key = _fit(issuer, {"issuerofpatientid": document.issuer_id or DEFAULT_ISSUER})
+    issuer_pkey = _upsert(connection, issuer, issuer_key, {})[0]
+    patient_key = _fit(patient, {"patientid": document.patient_id or NO_PATIENT_ID})
     patient_pkey, _, changed = _upsert(
-        connection, patient, {**document.patient_key, "issuer_pkey": issuer_pkey}, document.patient
+        connection, patient, {**patient_key, "issuer_pkey": issuer_pkey}, document.patient
     )
     study_pkey, old_study, study_changed = _upsert(
         connection,
@@ -215,151 +205,19 @@ def remove_image_set(
     return promoted
 
 
-def parse_date(value: Any) -> date | None:
-    """DA 'YYYYMMDD' → date; None when absent or malformed."""
-    match = _DA.fullmatch(_text(value) or "")
-    if not match:
-        return None
-    try:
-        return date(*map(int, match.groups()))
-    except ValueError:
-        return None
-
-
-def parse_time(value: Any) -> time | None:
-    """TM 'HH[MM[SS[.ffffff]]]' (colons of old ACR-NEMA times ignored) → time; None if bad."""
-    match = _TM.fullmatch((_text(value) or "").replace(":", ""))
-    if not match:
-        return None
-    hour, minute, second, fraction = match.groups()
-    try:
-        return time(int(hour), int(minute or 0), int(second or 0), _microseconds(fraction))
-    except ValueError:
-        return None
-
-
-def parse_datetime(value: Any) -> datetime | None:
-    """DT 'YYYY[MM[DD[HH[MM[SS[.ffffff]]]]]][&ZZXX]' → naive datetime in the value's own time
-    (the offset is dropped: DA and TM columns carry none either); None if bad."""
-    match = _DT.fullmatch(_text(value) or "")
-    if not match:
-        return None
-    year, month, day, hour, minute, second, fraction = match.groups()
-    try:
-        return datetime(
-            int(year),
-            int(month or 1),
-            int(day or 1),
-            int(hour or 0),
-            int(minute or 0),
-            int(second or 0),
-            _microseconds(fraction),
-        )
-    except ValueError:
-        return None
-
-
-# --- reading the document --------------------------------------------------------------------
-
-
-def _microseconds(fraction: str | None) -> int:
-    return int((fraction or "0").ljust(6, "0"))
-
-
-def _first(value: Any) -> Any:
-    if isinstance(value, list):
-        return value[0] if value else None
-    return value
-
-
-def _text(value: Any) -> str | None:
-    value = _first(value)
-    if value is None or isinstance(value, dict | list):
-        return None
-    text = str(value).replace("\x00", "").strip()
-    return text or None
-
-
-def _joined(value: Any) -> str | None:
-    """Every value, backslash-separated as in DICOM."""
-    if isinstance(value, list):
-        value = "\\".join("" if item is None else str(item) for item in value)
-    return _text(value)
-
-
-def _real(value: Any) -> float | None:
-    value = _first(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    else:
-        try:
-            number = float(_text(value) or "")
-        except ValueError:
-            return None
-    return number if math.isfinite(number) else None
-
-
-def _integer(value: Any) -> int | None:
-    number = _real(value)
-    if number is None or not number.is_integer() or not -_INT32 <= number < _INT32:
-        return None
-    return int(number)
-
-
-_Fields = tuple[tuple[str, str, Callable[[Any], Any]], ...]
-
-_PATIENT: _Fields = (
-    ("patientname", "PatientName", _text),
-    ("patientbirthdate", "PatientBirthDate", parse_date),
-    ("patientsex", "PatientSex", _text),
-    ("patientcomments", "PatientComments", _text),
-)
-_STUDY: _Fields = (
-    ("accessionnumber", "AccessionNumber", _text),
-    ("studyid", "StudyID", _text),
-    ("studydate", "StudyDate", parse_date),
-    ("studytime", "StudyTime", parse_time),
-    ("studydescription", "StudyDescription", _text),
-    ("referringphysicianname", "ReferringPhysicianName", _text),
-)
-_SERIES: _Fields = (
-    ("modality", "Modality", _text),
-    ("seriesnumber", "SeriesNumber", _integer),
-    ("seriesdescription", "SeriesDescription", _text),
-    ("institutionname", "InstitutionName", _text),
-    ("bodypartexamined", "BodyPartExamined", _text),
-    ("stationname", "StationName", _text),
-    ("manufacturer", "Manufacturer", _text),
-    ("protocolname", "ProtocolName", _text),
-    ("laterality", "Laterality", _text),
-    ("seriesdate", "SeriesDate", parse_date),
-    ("seriestime", "SeriesTime", parse_time),
-    ("performedprocedurestepstartdate", "PerformedProcedureStepStartDate", parse_date),
-    ("performedprocedurestepstarttime", "PerformedProcedureStepStartTime", parse_time),
-)
-_INSTANCE: _Fields = (
-    ("sopclassuid", "SOPClassUID", _text),
-    ("imagetype", "ImageType", _joined),
-    ("instancenumber", "InstanceNumber", _integer),
-    ("acquisitiondate", "AcquisitionDate", parse_date),
-    ("acquisitiontime", "AcquisitionTime", parse_time),
-    ("contentdate", "ContentDate", parse_date),
-    ("contenttime", "ContentTime", parse_time),
-    ("photometricinterpretation", "PhotometricInterpretation", _text),
-    ("numberofframes", "NumberOfFrames", _integer),
-    ("rows", "Rows", _integer),
-    ("columns", "Columns", _integer),
-    ("bitsallocated", "BitsAllocated", _integer),
-    ("bitsstored", "BitsStored", _integer),
-    ("highbit", "HighBit", _integer),
-    ("rescaleslope", "RescaleSlope", _real),
-    ("rescaleintercept", "RescaleIntercept", _real),
-    ("pixelrepresentation", "PixelRepresentation", _integer),
-    ("windowcenter", "WindowCenter", _joined),
-    ("windowwidth", "WindowWidth", _joined),
-    ("observationtime", "ObservationDateTime", parse_datetime),
-    ("contentdescription", "ContentDescription", _text),
-)
+def _prepare(rows: ImageSetRows) -> None:
+    """Add the ``*_norm`` search columns (folded from the full names) and fit every row to its
+    table."""
+    rows.patient["patientname_norm"] = normalize_person_name(rows.patient["patientname"])
+    rows.study["referringphysicianname_norm"] = normalize_person_name(
+        rows.study["referringphysicianname"]
+    )
+    _fit(patient, rows.patient)
+    _fit(study, rows.study)
+    for one in rows.series:
+        _fit(series, one.row)
+        for each in one.instances:
+            _fit(instance, each.row)
 
 
 @cache
@@ -379,115 +237,6 @@ def _fit(table: Table, row: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str) and len(value) > limit:
             row[name] = value[:limit]
     return row
-
-
-def _columns(fields: _Fields, attributes: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: parse(attributes.get(keyword)) for name, keyword, parse in fields}
-
-
-def _attributes_json(attributes: Mapping[str, Any], vrs: Mapping[str, str] | None) -> str:
-    return orjson.dumps(_without_bulk_data(to_dicom_json(attributes, vrs))).decode()
-
-
-def _without_bulk_data(dataset: dict[str, dict]) -> dict[str, dict]:
-    out = {}
-    for tag, element in dataset.items():
-        inline = element.get("InlineBinary")
-        if inline is not None and decoded_length(inline) > _MAX_INDEXED_BINARY:
-            continue
-        if element["vr"] == "SQ" and "Value" in element:
-            element = {"vr": "SQ", "Value": [_without_bulk_data(item) for item in element["Value"]]}
-        out[tag] = element
-    return out
-
-
-@dataclass(slots=True)
-class _Instance:
-    uid: str
-    series_uid: str
-    row: dict[str, Any]
-    frame_ids: list[str]
-
-
-@dataclass(slots=True)
-class _Series:
-    uid: str
-    row: dict[str, Any]
-    instances: list[_Instance]
-    reference: Mapping[str, Any]  # the first instance's merged attributes
-
-
-@dataclass(slots=True)
-class _Document:
-    issuer_key: dict[str, Any]
-    patient_key: dict[str, Any]
-    patient: dict[str, Any]
-    study_uid: str
-    study: dict[str, Any]
-    series: list[_Series]
-
-    @classmethod
-    def parse(cls, metadata: Mapping[str, Any]) -> _Document:
-        """Column values of every level. Patient, study and series columns come from the first
-        instance's merged attributes, since a level only holds what all its instances share."""
-        patient_level = metadata.get("Patient") or {}
-        study_level = metadata.get("Study") or {}
-        upper = {**(patient_level.get("DICOM") or {}), **(study_level.get("DICOM") or {})}
-        upper_vrs = {**(patient_level.get("DICOMVRs") or {}), **(study_level.get("DICOMVRs") or {})}
-        all_series = [
-            _parse_series(metadata, uid, level, upper)
-            for uid, level in (study_level.get("Series") or {}).items()
-        ]
-        reference = all_series[0].reference if all_series else upper
-        study_uid = _text(reference.get("StudyInstanceUID"))
-        if not study_uid:
-            raise ValueError("image set metadata has no StudyInstanceUID")
-        patient_row = _columns(_PATIENT, reference)
-        patient_row["patientname_norm"] = normalize_person_name(patient_row["patientname"])
-        patient_row["attributes"] = _attributes_json(
-            patient_level.get("DICOM") or {}, patient_level.get("DICOMVRs")
-        )
-        study_row = _columns(_STUDY, reference)
-        study_row["referringphysicianname_norm"] = normalize_person_name(
-            study_row["referringphysicianname"]
-        )
-        study_row["attributes"] = _attributes_json(upper, upper_vrs)
-        issuer_id = _text(reference.get("IssuerOfPatientID")) or DEFAULT_ISSUER
-        patient_id = _text(reference.get("PatientID")) or NO_PATIENT_ID
-        return cls(
-            issuer_key=_fit(issuer, {"issuerofpatientid": issuer_id}),
-            patient_key=_fit(patient, {"patientid": patient_id}),
-            patient=_fit(patient, patient_row),
-            study_uid=study_uid,
-            study=_fit(study, study_row),
-            series=all_series,
-        )
-
-
-def _parse_series(
-    metadata: Mapping[str, Any], uid: str, level: Mapping[str, Any], upper: Mapping[str, Any]
-) -> _Series:
-    instances = []
-    reference: Mapping[str, Any] | None = None
-    for sop_uid, document in (level.get("Instances") or {}).items():
-        attributes, _ = merged_instance_attributes(metadata, uid, sop_uid)
-        if reference is None:
-            reference = attributes
-        row = _columns(_INSTANCE, attributes)
-        row["storedtransfersyntaxuid"] = (
-            _text(document.get("StoredTransferSyntaxUID"))
-            or HTJ2K_LOSSLESS_RPCL  # AHI: absent means HTJ2K RPCL
-        )
-        row["attributes"] = _attributes_json(document.get("DICOM") or {}, document.get("DICOMVRs"))
-        frame_ids = [
-            str(one["ID"]) for one in document.get("ImageFrames") or () if one and one.get("ID")
-        ]
-        instances.append(_Instance(sop_uid, uid, _fit(instance, row), frame_ids))
-    if reference is None:
-        reference = {**upper, **(level.get("DICOM") or {})}
-    row = _columns(_SERIES, reference)
-    row["attributes"] = _attributes_json(level.get("DICOM") or {}, level.get("DICOMVRs"))
-    return _Series(uid, _fit(series, row), instances, reference)
 
 
 # --- writing rows ------------------------------------------------------------------------------
@@ -649,8 +398,8 @@ def _promote(connection: Connection, series_pkeys: set[int]) -> list[tuple[str, 
 
 
 def _held_instances(
-    connection: Connection, document: _Document, existing: Mapping[str, Row]
-) -> dict[str, _Instance]:
+    connection: Connection, document: ImageSetRows, existing: Mapping[str, Row]
+) -> dict[str, InstanceRow]:
     """The document's instances by SOP Instance UID, less those another image set holds."""
     wanted = {one.uid: one for each in document.series for one in each.instances}
     new = [uid for uid in wanted if uid not in existing]
@@ -669,7 +418,7 @@ def _held_instances(
 def _write_instances(
     connection: Connection,
     imageset_pkey: int,
-    held: Mapping[str, _Instance],
+    held: Mapping[str, InstanceRow],
     series_pkeys: Mapping[str, int],
     existing: Mapping[str, Row],
 ) -> bool:
@@ -696,7 +445,7 @@ def _write_instances(
 
 
 def _sync_frames(
-    connection: Connection, imageset_pkey: int, held: Mapping[str, _Instance]
+    connection: Connection, imageset_pkey: int, held: Mapping[str, InstanceRow]
 ) -> tuple[int, bool]:
     """Make the image set's frame rows match its held instances: (frame count, changed)."""
     instance_pkeys = dict(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit
 
-from dicomweb_proxy.samples.generator import (
+from dicomweb_proxy.samples import (
     SUPPORTED_TRANSFER_SYNTAXES,
     generate_ct_series,
     generate_sample_studies,

@@ -1,4 +1,4 @@
-"""``python -m dicomweb_proxy.ahi_emulator``: serve local-store datastores over AHI's API."""
+"""``python -m ahi_emulator``: serve local-store datastores over AHI's API."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .faults import Faults, parse_fault_flag
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m dicomweb_proxy.ahi_emulator",
+        prog="python -m ahi_emulator",
         description="Serve the datastores of a dicomweb-proxy data folder (store/<32-hex id>/) "
         "over the AWS HealthImaging API, for tests and demos. Faults can also be changed at run "
         "time: POST /_emulator/faults (see docs/ahi.md).",

@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from ..dicom.image_set import iter_instances
-from ..stores.base import ImageSetNotFound, ImageSetSummary
-from ..stores.local import LocalStore
+from dicomweb_proxy.dicom.image_set import iter_instances
+from dicomweb_proxy.stores.base import ImageSetNotFound, ImageSetSummary
+from dicomweb_proxy.stores.local import LocalStore
 
 MAX_RESULTS = 50
 #: DICOMTags members of a search result and the attribute each comes from.

@@ -23,10 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..dicom import transfer_syntax as ts
-from ..dicom.image_set import iter_instances
-from ..stores.base import FrameNotFound, ImageSetNotFound, ImageSetSummary
-from ..stores.local import LocalStore
+from dicomweb_proxy.dicom import transfer_syntax as ts
+from dicomweb_proxy.dicom.image_set import iter_instances
+from dicomweb_proxy.stores.base import FrameNotFound, ImageSetNotFound, ImageSetSummary
+from dicomweb_proxy.stores.local import LocalStore
+
 from .faults import ERROR_STATUS, Faults
 from .search import Catalog, SearchError, search
 
