@@ -102,6 +102,12 @@ class Settings:
     store_threads: int = 32
     index_threads: int = 8
     codec_threads: int = 0
+    #: Memory caches per worker process and datastore, in MiB (retrieve/): image-set documents
+    #: and resolved instances, stored frames, transcoded frames, metadata bodies.
+    document_cache_mb: int = 128
+    frame_memory_cache_mb: int = 64
+    transcode_cache_mb: int = 128
+    metadata_cache_mb: int = 64
     #: Further datastores: name -> the settings its table sets (converted, DATASTORE_KEYS only).
     datastores: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     #: Where each setting came from ("default", "config file", "environment PORT", "--port").
@@ -432,6 +438,14 @@ def _validate(settings: Settings) -> None:
             fail(name, "must be at least 1")
     if settings.codec_threads < 0:
         fail("codec_threads", "must be 0 (one per core) or more")
+    for name in (
+        "document_cache_mb",
+        "frame_memory_cache_mb",
+        "transcode_cache_mb",
+        "metadata_cache_mb",
+    ):
+        if getattr(settings, name) < 0:
+            fail(name, "must be 0 (no cache) or more")
     _validate_store(settings, fail)
     if settings.log_level not in ("critical", "error", "warning", "info", "debug"):
         fail("log_level", "must be one of critical, error, warning, info, debug")

@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
-from ..config import DEFAULT_DATASTORE, load_settings
-from ..retrieve.service import Retrieval
+from ..config import DEFAULT_DATASTORE, Settings, load_settings
+from ..retrieve.service import CacheBudgets, Retrieval
 from ..services import Services, open_datastores
 from . import capabilities, qido, rendered, viewer, wado
 from .errors import EXCEPTION_HANDLERS
@@ -39,11 +39,12 @@ CORS_EXPOSE_HEADERS = [
 
 
 def dicomweb_routes() -> list[Route]:
+    # Frames first: routes are tried in order, and viewers ask for frames most.
     return [
-        Route("/health", health, methods=["GET", "HEAD"]),
+        *wado.routes,
         *qido.routes,
         *rendered.routes,
-        *wado.routes,
+        Route("/health", health, methods=["GET", "HEAD"]),
         *capabilities.routes,
     ]
 
@@ -52,8 +53,19 @@ def dicomweb_app(services: Services) -> Starlette:
     """One datastore's DICOMweb service, to mount at its base path."""
     app = Starlette(routes=dicomweb_routes(), exception_handlers=EXCEPTION_HANDLERS)
     app.state.services = services
-    app.state.retrieval = Retrieval(services.store, services.reader, services.capacity)
+    app.state.retrieval = Retrieval(
+        services.store, services.reader, services.capacity, cache_budgets(services.settings)
+    )
     return app
+
+
+def cache_budgets(settings: Settings) -> CacheBudgets:
+    return CacheBudgets(
+        documents=settings.document_cache_mb << 20,
+        stored_frames=settings.frame_memory_cache_mb << 20,
+        transcoded_frames=settings.transcode_cache_mb << 20,
+        metadata_bodies=settings.metadata_cache_mb << 20,
+    )
 
 
 def create_app(services: Services | Mapping[str, Services]) -> Starlette:

@@ -326,10 +326,10 @@ def _etag(identity: Sequence[str], *, weak: bool) -> str:
 def _routes() -> list[Route]:
     methods = ["GET", "HEAD"]
     return [
+        Route(f"{INSTANCE}/frames/{{frames}}", frames, methods=methods),
         Route(f"{STUDY}/metadata", metadata, methods=methods),
         Route(f"{SERIES}/metadata", metadata, methods=methods),
         Route(f"{INSTANCE}/metadata", metadata, methods=methods),
-        Route(f"{INSTANCE}/frames/{{frames}}", frames, methods=methods),
         Route(f"{INSTANCE}/bulk/{{path:path}}", bulk, methods=methods),
         Route(STUDY, instances, methods=methods),
         Route(SERIES, instances, methods=methods),

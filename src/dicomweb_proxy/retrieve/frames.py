@@ -2,7 +2,9 @@
 
 Store reads run on the store's thread pool and decoding on the codec pool (the codecs release
 the GIL), so a slow store holds no codec thread and a burst of transcodes no store thread.
-Transcoded frames are kept in a byte-bounded LRU per worker process.
+Stored and transcoded frames are kept in byte-bounded LRUs per worker process: a kept stored
+frame is answered without a thread hop (the largest cost of a frame request after the framework's
+own), a kept transcode without decoding again.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from ..dicom.render import DecodeError
 from ..stores.base import FrameNotFound, ImageSetStore
 from .records import FrameGone, InstanceRecord, UndecodableFrame
 
-#: Transcoded frames kept per worker process and datastore.
+#: Frames kept per worker process and datastore, as stored and transcoded.
+STORED_CACHE_BYTES = 64 * 1024 * 1024
 TRANSCODED_CACHE_BYTES = 128 * 1024 * 1024
 
 
@@ -27,11 +30,13 @@ class FrameSource:
         store: ImageSetStore,
         capacity: Capacity,
         *,
-        cache_bytes: int = TRANSCODED_CACHE_BYTES,
+        stored_cache_bytes: int = STORED_CACHE_BYTES,
+        transcoded_cache_bytes: int = TRANSCODED_CACHE_BYTES,
     ) -> None:
         self.store = store
         self.capacity = capacity
-        self._transcoded: SizedLRU[tuple[str, str], bytes] = SizedLRU(cache_bytes)
+        self._stored: SizedLRU[tuple[str, str], bytes] = SizedLRU(stored_cache_bytes)
+        self._transcoded: SizedLRU[tuple[str, str], bytes] = SizedLRU(transcoded_cache_bytes)
 
     @property
     def window(self) -> int:
@@ -40,13 +45,17 @@ class FrameSource:
 
     async def stored(self, record: InstanceRecord, number: int) -> bytes:
         """Frame *number* (1-based) as stored, in ``record.transfer_syntax``; FrameGone when
-        the store no longer has it."""
+        the store no longer has it. Frame ids name immutable blobs, so a kept one is right for
+        as long as its instance resolves to it."""
+        key = (record.image_set_id, record.frame_ids[number - 1])
+        kept = self._stored.get(key)
+        if kept is not None:
+            return kept
         try:
-            return await self.capacity.store.run(
-                self.store.get_image_frame, record.image_set_id, record.frame_ids[number - 1]
-            )
+            data = await self.capacity.store.run(self.store.get_image_frame, *key)
         except FrameNotFound:
             raise FrameGone(f"frame {number} of {record.sop_uid} is gone") from None
+        return self._stored.put(key, data)
 
     async def encoded(self, record: InstanceRecord, number: int, transfer_syntax: str) -> bytes:
         """Frame *number* in *transfer_syntax*: the stored bytes when it is the stored one;

@@ -10,27 +10,49 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from functools import partial
 
 from ..capacity import Capacity
 from ..stores.base import ImageSetStore
 from .bulk import bulk_value
-from .frames import FrameSource
-from .metadata import MetadataBody, MetadataCache, body_etag, build_body
+from .frames import STORED_CACHE_BYTES, TRANSCODED_CACHE_BYTES, FrameSource
+from .metadata import METADATA_CACHE_BYTES, MetadataBody, MetadataCache, body_etag, build_body
 from .part10_stream import object_chunks
 from .prefetch import prefetched, started
 from .records import FrameGone, InstanceRecord, Plan, UndecodableFrame
-from .resolver import IndexLookups, Resolver
+from .resolver import RESOLVER_CACHE_BYTES, IndexLookups, Resolver
 
 log = logging.getLogger("dicomweb_proxy.retrieve")
 
 
+@dataclass(frozen=True)
+class CacheBudgets:
+    """Bytes each cache of one datastore may hold in one worker process."""
+
+    documents: int = RESOLVER_CACHE_BYTES
+    stored_frames: int = STORED_CACHE_BYTES
+    transcoded_frames: int = TRANSCODED_CACHE_BYTES
+    metadata_bodies: int = METADATA_CACHE_BYTES
+
+
 class Retrieval:
-    def __init__(self, store: ImageSetStore, index: IndexLookups, capacity: Capacity) -> None:
+    def __init__(
+        self,
+        store: ImageSetStore,
+        index: IndexLookups,
+        capacity: Capacity,
+        budgets: CacheBudgets = CacheBudgets(),
+    ) -> None:
         self.capacity = capacity
-        self.resolver = Resolver(store, index)
-        self.frames = FrameSource(store, capacity)
-        self.metadata = MetadataCache()
+        self.resolver = Resolver(store, index, max_bytes=budgets.documents)
+        self.frames = FrameSource(
+            store,
+            capacity,
+            stored_cache_bytes=budgets.stored_frames,
+            transcoded_cache_bytes=budgets.transcoded_frames,
+        )
+        self.metadata = MetadataCache(budgets.metadata_bodies)
 
     async def plan(
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
