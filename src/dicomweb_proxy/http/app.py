@@ -20,9 +20,8 @@ from starlette.routing import Mount, Route
 
 from ..config import DEFAULT_DATASTORE, load_settings
 from ..services import Services, open_datastores
-from . import capabilities, qido, rendered, viewer, wado
+from . import capabilities, health, qido, rendered, viewer, wado
 from .errors import EXCEPTION_HANDLERS
-from .health import health
 
 #: Headers viewers send cross-origin (OHIF sends Accept with parameters, Range for HTJ2K).
 CORS_ALLOW_HEADERS = ["Accept", "Authorization", "Content-Type", "Range", "If-None-Match"]
@@ -39,7 +38,7 @@ CORS_EXPOSE_HEADERS = [
 
 def dicomweb_routes() -> list[Route]:
     return [
-        Route("/health", health, methods=["GET", "HEAD"]),
+        *health.routes(),
         *qido.routes,
         *rendered.routes,
         *wado.routes,
