@@ -10,11 +10,14 @@ A suite imports the ``*_fixture`` functions it needs; they are registered under 
     the "expected" index), served by the emulator at ``source.url``.
 ``ahi_store``
     An :class:`~dicomweb_proxy.stores.ahi.AhiStore` on that emulator with quick retries.
+
+:func:`ahi_server` runs the real ``serve --store ahi`` on an emulated datastore.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ import pytest
 from sqlalchemy import Engine, MetaData, select
 
 from ahi_emulator import running_emulator
+from dicomweb_proxy.cli import main
 from dicomweb_proxy.index.database import create_index_engine, run_write, upgrade_schema
 from dicomweb_proxy.index.writer import index_image_set, remove_image_set
 from dicomweb_proxy.ingest.importer import Importer
@@ -31,8 +35,11 @@ from dicomweb_proxy.samples import generate_sample_studies
 from dicomweb_proxy.stores.ahi import AhiStore, RetryPolicy, create_client
 from dicomweb_proxy.stores.local import LocalStore
 
+from .live_server import live_server
+
 DATASTORE = "0123456789abcdef0123456789abcdef"
 REGION = "us-east-1"
+AHI_FLAGS = ("--store", "ahi", "--datastore-id", DATASTORE, "--aws-region", REGION)
 QUICK_RETRY = RetryPolicy(attempts=6, base_delay=0.005, max_delay=0.05, budget=10.0)
 _VOLATILE = ("updated_at", "created_at")
 
@@ -85,6 +92,18 @@ class AhiSource:
                 connection, datastore_id=DATASTORE, image_set_id=image_set_id
             ),
         )
+
+
+@contextmanager
+def ahi_server(
+    source: AhiSource, data_dir: Path, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """``index sync`` then ``serve --store ahi`` (data folder *data_dir*, environment *env*
+    added) on *source*'s datastore; yields the server's DICOMweb base URL."""
+    flags = [*AHI_FLAGS, "--ahi-endpoint-url", source.url]
+    assert main(["index", "sync", "--data-dir", str(data_dir), *flags]) == 0
+    with live_server(data_dir, *flags, env=env) as base:
+        yield base
 
 
 @pytest.fixture(name="aws_env")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from dicomweb_proxy.dicom.image_set import iter_instances
-from dicomweb_proxy.stores.ahi import AhiStore, RetryPolicy, create_client
+from dicomweb_proxy.stores.ahi import ONE_TRY, AhiStore, RetryPolicy, create_client
 from dicomweb_proxy.stores.base import ImageSetNotFound, StoreUnavailable
 from dicomweb_proxy.stores.cached import CachedStore
 
@@ -172,3 +173,53 @@ def test_kept_metadata_of_a_deleted_image_set_is_not_served(
     kept = tmp_path / "frames" / DATASTORE / "metadata" / f"{image_set_id}.{version}.json"
     assert not kept.exists()
     later.drain()
+
+
+def prefetching_once(store: AhiStore, cache_dir: Path) -> CachedStore:
+    """A cache whose one prefetch thread tries each frame once, as the server's does."""
+    return CachedStore(
+        store,
+        cache_dir,
+        max_bytes=1 << 30,
+        prefetch_workers=1,
+        prefetch_store=store.with_retry(ONE_TRY),
+    )
+
+
+def test_prefetch_tries_once_and_pauses_while_ahi_throttles(
+    ahi_source: AhiSource, ahi_store: AhiStore, tmp_path
+):
+    """Prefetch is a guess: a throttled frame is not retried, and the frames after it are left
+    to requests while AHI throttles."""
+    cached = prefetching_once(ahi_store, tmp_path)
+    image_set_id, frame_ids = largest_image_set(ahi_source)
+    assert len(frame_ids) >= 10
+    other = next(
+        s.image_set_id for s in ahi_source.store.list_image_sets() if s.image_set_id != image_set_id
+    )
+    ahi_source.faults(errors=[{"error": "ThrottlingException", "operations": ["GetImageFrame"]}])
+    cached.get_image_set_metadata(image_set_id)
+    cached.drain()
+    assert ahi_source.calls()["GetImageFrame"] == 1
+    cached.get_image_set_metadata(other)  # paused: nothing queued
+    assert ahi_source.calls()["GetImageFrame"] == 1
+    assert cache_files(tmp_path) == []
+
+
+def test_a_request_waiting_for_a_failed_prefetch_fetches_itself(
+    ahi_source: AhiSource, ahi_store: AhiStore, tmp_path
+):
+    """A request for the frame a prefetch is fetching waits for that one try; when it fails the
+    request fetches with its own retries instead of taking the prefetch's failure."""
+    cached = prefetching_once(ahi_store, tmp_path)
+    image_set_id, frame_ids = largest_image_set(ahi_source)
+    ahi_source.faults(
+        latency={"GetImageFrame": 0.5},
+        errors=[{"error": "ThrottlingException", "count": 1, "operations": ["GetImageFrame"]}],
+    )
+    cached.get_image_set_metadata(image_set_id)  # prefetch starts on the first frame
+    time.sleep(0.1)
+    expected = ahi_source.store.get_image_frame(image_set_id, frame_ids[0])
+    assert cached.get_image_frame(image_set_id, frame_ids[0]) == expected
+    cached.drain()
+    assert ahi_source.calls()["GetImageFrame"] == 2  # the failed prefetch, the request's own

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import boto3
@@ -11,7 +12,7 @@ from moto import mock_aws
 from dicomweb_proxy.config import ConfigError, load_settings
 from dicomweb_proxy.db_secret import index_url
 from dicomweb_proxy.services import open_store
-from dicomweb_proxy.stores.ahi import AhiStore
+from dicomweb_proxy.stores.ahi import MAINTENANCE_RETRY, AhiStore, RetryPolicy
 from dicomweb_proxy.stores.cached import CachedStore
 from dicomweb_proxy.stores.local import LocalStore
 
@@ -37,10 +38,22 @@ def test_ahi_settings_come_from_flags_and_aws_variables(tmp_path):
         "ap-south-1"
     )
     assert isinstance(open_store(settings), CachedStore)
-    assert isinstance(open_store(settings, cache_frames=False), AhiStore)
+    assert isinstance(open_store(settings, maintenance=True), AhiStore)
     uncached = load_settings({**AHI, "data_dir": tmp_path, "frame_cache_mb": 0}, environ=environ)
     assert isinstance(open_store(uncached), AhiStore)
     assert isinstance(open_store(load_settings({"data_dir": tmp_path}, environ={})), LocalStore)
+
+
+def test_requests_retry_for_their_budget_and_maintenance_for_the_long_one(tmp_path):
+    """A client waits for a request's store calls: they give up after ahi_request_retry_s;
+    index maintenance (sync, events) keeps the long budget."""
+    flags = {**AHI, "data_dir": tmp_path, "aws_region": "us-east-1"}
+    settings = load_settings(flags, environ={"DICOMWEB_PROXY_AHI_REQUEST_RETRY_S": "1.5"})
+    assert settings.ahi_request_retry_s == 1.5
+    uncached = dataclasses.replace(settings, frame_cache_mb=0)
+    assert open_store(uncached).retry == RetryPolicy(budget=1.5)
+    assert open_store(settings, maintenance=True).retry == MAINTENANCE_RETRY
+    assert MAINTENANCE_RETRY.budget > settings.ahi_request_retry_s
 
 
 @pytest.mark.parametrize(
@@ -68,6 +81,14 @@ def test_ahi_settings_come_from_flags_and_aws_variables(tmp_path):
             {"DB_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:x"},
             "set database_url (from --database-url) or db_secret_arn, not both",
         ),
+        (
+            {},
+            {"DICOMWEB_PROXY_AHI_REQUEST_RETRY_S": "soon"},
+            "setting 'ahi_request_retry_s' (from environment variable "
+            "DICOMWEB_PROXY_AHI_REQUEST_RETRY_S): 'soon' is not a number",
+        ),
+        ({"ahi_request_retry_s": "nan"}, {}, "'nan' is not a number"),
+        ({"ahi_request_retry_s": -1}, {}, "must be 0 (no retries) or more seconds"),
     ],
 )
 def test_bad_ahi_settings_are_named(flags, environ, message):

@@ -10,12 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dicomweb_proxy.cli import main
-
-from .ahi_fixtures import DATASTORE, REGION, AhiSource
+from .ahi_fixtures import DATASTORE, AhiSource, ahi_server
 from .live_server import live_server
-
-AHI_FLAGS = ("--store", "ahi", "--datastore-id", DATASTORE, "--aws-region", REGION)
 
 
 @dataclass
@@ -27,11 +23,8 @@ class Servers:
 
 @pytest.fixture
 def servers(ahi_source: AhiSource, tmp_path: Path) -> Iterator[Servers]:
-    proxy = tmp_path / "proxy"
-    flags = [*AHI_FLAGS, "--ahi-endpoint-url", ahi_source.url]
-    assert main(["index", "sync", "--data-dir", str(proxy), *flags]) == 0
     with (
-        live_server(proxy, *flags) as ahi,
+        ahi_server(ahi_source, tmp_path / "proxy") as ahi,
         live_server(ahi_source.data_dir, "--datastore-id", DATASTORE) as local,
     ):
         yield Servers(ahi, local, ahi_source)
@@ -80,7 +73,8 @@ def test_ahi_failures_become_404_502_and_503(servers: Servers):
     source = servers.source
 
     source.faults(errors=[{"error": "ThrottlingException", "operations": ["GetImageSetMetadata"]}])
-    # The store retries throttling with backoff (about 6 s of waits) before it gives up with 503.
+    # The store retries throttling with backoff for the request budget (ahi_request_retry_s,
+    # 3 s) before it gives up with 503.
     answer = httpx.get(
         f"{servers.ahi}/studies/{throttled[0]}/series/{throttled[1]}/metadata", timeout=30
     )

@@ -12,9 +12,14 @@ from .live_server import live_server
 
 def test_health_answers_when_index_and_store_answer(tmp_path):
     with live_server(tmp_path) as base:
-        response = httpx.get(f"{base}/health")
-        assert response.status_code == 200
-        assert response.json() == {"status": "ok", "index": "ok", "store": "ok"}
+        for path in ("/health", "/health/ready"):
+            response = httpx.get(f"{base}{path}")
+            assert response.status_code == 200
+            assert response.json() == {"status": "ok", "index": "ok", "store": "ok"}
+            assert response.headers["cache-control"] == "no-store"
+        live = httpx.get(f"{base}/health/live")
+        assert (live.status_code, live.json()) == (200, {"status": "ok"})
+        assert httpx.head(f"{base}/health/live").status_code == 200
         assert httpx.get(f"{base}/no-such-resource").status_code == 404
 
 

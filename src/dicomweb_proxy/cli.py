@@ -303,7 +303,7 @@ def cmd_index_sync(args: argparse.Namespace) -> int:
     from .ingest.ahi_sync import sync_index
     from .services import open_services
 
-    services = open_services(_settings(args), cache_frames=False)
+    services = open_services(_settings(args), maintenance=True)
     try:
         services.require_writable_index("sync the index")
         report = sync_index(services.store, services.index)
@@ -330,7 +330,7 @@ def cmd_index_event(args: argparse.Namespace) -> int:
     except (OSError, orjson.JSONDecodeError) as error:
         print(f"{args.file}: {error}", file=sys.stderr)
         return 1
-    services = open_services(_settings(args), cache_frames=False)
+    services = open_services(_settings(args), maintenance=True)
     try:
         services.require_writable_index("apply image-set events")
         results = handle_events(document, services.store, services.index)

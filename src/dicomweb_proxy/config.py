@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import math
 import os
 import re
 import tomllib
@@ -95,6 +96,9 @@ class Settings:
     db_secret_arn: str = ""
     #: Disk cache of AHI frames under cache_dir, in MiB (0: none); filled ahead of viewers.
     frame_cache_mb: int = 10240
+    #: Seconds a request's AHI call may spend retrying throttling before the client gets 503
+    #: with Retry-After (index sync and the event handler keep the long budget: no client waits).
+    ahi_request_retry_s: float = 3.0
     #: The OHIF viewer's files (an @ohif/app dist/ folder) served at /viewer; None: ./viewer.
     viewer_dir: Path | None = None
     #: Threads per worker process for store reads, index queries and codec work (0: one per
@@ -259,6 +263,8 @@ def _convert(name: str, value: Any, source: str) -> Any:
     try:
         if "int" in kind:
             return _integer(value)
+        if "float" in kind:
+            return _number(value)
         if "bool" in kind:
             return _boolean(value)
         if "Path" in kind:
@@ -396,6 +402,16 @@ def _integer(value: Any) -> int:
         raise ValueError(f"{value!r} is not a whole number") from None
 
 
+def _number(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a number")
+    return number
+
+
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -483,6 +499,8 @@ def _validate_store(settings: Settings, fail: Callable[[str, str], None]) -> Non
         fail("ahi_endpoint_url", "must start with http:// or https://")
     if settings.frame_cache_mb < 0:
         fail("frame_cache_mb", "must be 0 (no cache) or more")
+    if settings.ahi_request_retry_s < 0:
+        fail("ahi_request_retry_s", "must be 0 (no retries) or more seconds")
     if settings.db_secret_arn and settings.database_url:
         fail(
             "db_secret_arn",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from .capacity import Capacity
+from .capacity import HEALTH_THREADS, Capacity
 from .config import ConfigError, Settings, index_identity
 from .db_secret import index_url
 from .index.database import create_index_engine, upgrade_schema
@@ -51,13 +51,13 @@ class Services:
 
 
 def open_services(
-    settings: Settings, *, upgrade: bool = True, cache_frames: bool = True
+    settings: Settings, *, upgrade: bool = True, maintenance: bool = False
 ) -> Services:
     """Open the configured store and index; create or upgrade the index schema if asked (an
-    index in the metadata-index layout is only read, never changed). Without *cache_frames*
-    (index maintenance) an AHI store has no frame cache nor prefetch."""
+    index in the metadata-index layout is only read, never changed). For *maintenance* (index
+    sync, image-set events) rather than serving, see :func:`open_store`."""
     engine, layout = open_index(settings, upgrade=upgrade)
-    store = open_store(settings, cache_frames=cache_frames)
+    store = open_store(settings, maintenance=maintenance)
     # Ours indexes one datastore; a metadata-index database may list several.
     scope = None if layout.writable else settings.datastore_id
     capacity = Capacity.create(
@@ -83,7 +83,7 @@ def open_index(settings: Settings, *, upgrade: bool = True) -> tuple[Engine, Lay
 
 
 def open_datastores(
-    settings: Settings, *, upgrade: bool = True, cache_frames: bool = True
+    settings: Settings, *, upgrade: bool = True, maintenance: bool = False
 ) -> dict[str, Services]:
     """One :class:`Services` per configured datastore, by name, the default first (see
     :func:`open_services` for the flags). Nothing stays open if one fails."""
@@ -93,7 +93,7 @@ def open_datastores(
     try:
         for name, datastore in datastores.items():
             try:
-                opened[name] = open_services(datastore, upgrade=upgrade, cache_frames=cache_frames)
+                opened[name] = open_services(datastore, upgrade=upgrade, maintenance=maintenance)
             except ConfigError as error:
                 if len(datastores) == 1:
                     raise
@@ -134,14 +134,29 @@ def _holds_our_layout(settings: Settings) -> bool:
         engine.dispose()
 
 
-def open_store(settings: Settings, *, cache_frames: bool = True) -> ImageSetStore:
+def open_store(settings: Settings, *, maintenance: bool = False) -> ImageSetStore:
+    """The configured store. An AHI store serving requests retries a call for at most
+    ``ahi_request_retry_s`` (a client waits) and has the frame cache, whose prefetch tries once;
+    for *maintenance* it has neither cache nor prefetch and retries for the long budget."""
     if settings.store == "ahi":
-        from .stores.ahi import AhiStore, create_client
-        from .stores.cached import CachedStore
+        from .stores.ahi import MAINTENANCE_RETRY, ONE_TRY, AhiStore, RetryPolicy, create_client
+        from .stores.cached import PREFETCH_WORKERS, CachedStore
 
-        client = create_client(settings.aws_region, settings.ahi_endpoint_url)
-        store = AhiStore(client, settings.datastore_id)
-        if not cache_frames or not settings.frame_cache_mb:
+        connections = settings.store_threads + PREFETCH_WORKERS + HEALTH_THREADS
+        client = create_client(
+            settings.aws_region, settings.ahi_endpoint_url, max_connections=connections
+        )
+        if maintenance:
+            return AhiStore(client, settings.datastore_id, retry=MAINTENANCE_RETRY)
+        store = AhiStore(
+            client, settings.datastore_id, retry=RetryPolicy(budget=settings.ahi_request_retry_s)
+        )
+        if not settings.frame_cache_mb:
             return store
-        return CachedStore(store, settings.cache_dir, max_bytes=settings.frame_cache_mb << 20)
+        return CachedStore(
+            store,
+            settings.cache_dir,
+            max_bytes=settings.frame_cache_mb << 20,
+            prefetch_store=store.with_retry(ONE_TRY),
+        )
     return LocalStore(settings.store_root, settings.datastore_id)

@@ -21,9 +21,8 @@ from starlette.routing import Mount, Route
 from ..config import DEFAULT_DATASTORE, Settings, load_settings
 from ..retrieve.service import CacheBudgets, Retrieval
 from ..services import Services, open_datastores
-from . import capabilities, qido, rendered, viewer, wado
+from . import capabilities, health, qido, rendered, viewer, wado
 from .errors import EXCEPTION_HANDLERS
-from .health import health
 
 #: Headers viewers send cross-origin (OHIF sends Accept with parameters, Range for HTJ2K).
 CORS_ALLOW_HEADERS = ["Accept", "Authorization", "Content-Type", "Range", "If-None-Match"]
@@ -44,7 +43,7 @@ def dicomweb_routes() -> list[Route]:
         *wado.routes,
         *qido.routes,
         *rendered.routes,
-        Route("/health", health, methods=["GET", "HEAD"]),
+        *health.routes(),
         *capabilities.routes,
     ]
 

@@ -213,7 +213,11 @@ RESOURCES: tuple[Resource, ...] = (
         ("accept",),
         ("GET", "HEAD", "OPTIONS"),
     ),
-    Resource("/health", "Health check (extension)", "README", (JSON,)),
+    Resource("/health/live", "Liveness: the process answers (extension)", "README", (JSON,)),
+    Resource(
+        "/health/ready", "Readiness: the index and the store answer (extension)", "README", (JSON,)
+    ),
+    Resource("/health", "Health check: readiness, as /health/ready (extension)", "README", (JSON,)),
 )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -41,7 +40,7 @@ async def _search(request: Request, level: Level) -> Response:
         services = request.app.state.services
         page_size = services.settings.max_page_size
         limit = page_size if query.limit is None else min(query.limit, page_size)
-        page = await run_in_threadpool(
+        page = await services.capacity.index.run(
             services.reader.search, dataclasses.replace(query, limit=limit)
         )
     except QueryError as error:

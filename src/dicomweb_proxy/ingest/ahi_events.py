@@ -81,7 +81,7 @@ def _lambda_datastores() -> dict[str, Services]:
     folder defaults to /tmp, the only place Lambda can write."""
     logging.getLogger("dicomweb_proxy").setLevel(logging.INFO)
     data_dir = os.environ.get(ENV_PREFIX + "DATA_DIR") or LAMBDA_DATA_DIR
-    datastores = open_datastores(load_settings({"data_dir": data_dir}), cache_frames=False)
+    datastores = open_datastores(load_settings({"data_dir": data_dir}), maintenance=True)
     writable = {}
     for name, services in datastores.items():
         if services.reader.layout.writable:

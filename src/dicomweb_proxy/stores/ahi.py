@@ -2,7 +2,9 @@
 
 Each call retries throttling, 5xx answers and dropped connections (body reads included) with
 exponential backoff and full jitter inside a time budget, then gives up with StoreUnavailable,
-which the HTTP layer answers 503 with Retry-After. botocore's own retries are off so that the
+which the HTTP layer answers 503 with Retry-After. The budget depends on who waits: a client's
+request gets a few seconds (a thread held longer only queues the next requests behind it), index
+maintenance the long default, prefetch one try. botocore's own retries are off so that the
 budget, the retried body reads and the Retry-After hint are ours. Credentials come from the
 standard AWS chain (environment, profile, container or instance role).
 """
@@ -45,7 +47,8 @@ from .base import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: HTTP connections kept per client: Starlette's 40 worker threads plus frame prefetch.
+#: HTTP connections kept per client unless the caller says (services.open_store: one per store,
+#: prefetch and health-check thread).
 MAX_CONNECTIONS = 64
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 20.0
@@ -83,10 +86,19 @@ class RetryPolicy:
         return random.uniform(0, self.ceiling(retry))
 
 
+#: Index maintenance (sync, image-set events): no client waits, so the whole 30 s may be used.
+MAINTENANCE_RETRY = RetryPolicy()
+#: Prefetch is a guess: when AHI throttles, its rate is left to requests.
+ONE_TRY = RetryPolicy(attempts=1)
+#: Health checks: two quick tries, within the readiness probe's timeout.
+CHECK_RETRY = RetryPolicy(attempts=2, budget=1.0)
+
+
 def create_client(
     region: str,
     endpoint_url: str = "",
     *,
+    max_connections: int = MAX_CONNECTIONS,
     connect_timeout: float = CONNECT_TIMEOUT_S,
     read_timeout: float = READ_TIMEOUT_S,
 ) -> Any:
@@ -96,7 +108,7 @@ def create_client(
         region_name=region,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
-        max_pool_connections=MAX_CONNECTIONS,
+        max_pool_connections=max_connections,
         retries={"mode": "standard", "total_max_attempts": 1},
         inject_host_prefix=not endpoint_url,
         user_agent_extra="dicomweb-proxy",
@@ -107,13 +119,18 @@ def create_client(
 
 
 class AhiStore:
-    """Image sets of one AHI datastore, read through *client* (see :func:`create_client`)."""
+    """Image sets of one AHI datastore, read through *client* (see :func:`create_client`), each
+    call retried as *retry* says (default: :data:`MAINTENANCE_RETRY`)."""
 
     def __init__(self, client: Any, datastore_id: str, *, retry: RetryPolicy | None = None) -> None:
         self.datastore_id = datastore_id
         self.staging_dir = None  # read-only for writers: AHI image sets come from AHI imports
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or MAINTENANCE_RETRY
         self._client = client
+
+    def with_retry(self, retry: RetryPolicy) -> AhiStore:
+        """This datastore through the same client, retried as *retry* says."""
+        return AhiStore(self._client, self.datastore_id, retry=retry)
 
     def get_image_set_metadata(
         self, image_set_id: str, version: int | None = None
@@ -212,7 +229,7 @@ class AhiStore:
             "GetDatastore",
             lambda: self._client.get_datastore(datastoreId=self.datastore_id),
             self._missing_datastore,
-            retry=RetryPolicy(attempts=2, budget=5.0),
+            retry=CHECK_RETRY,
         )
         status = response["datastoreProperties"]["datastoreStatus"]
         if status != "ACTIVE":

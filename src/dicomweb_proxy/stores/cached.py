@@ -13,7 +13,11 @@ same cache, ``<cache_dir>/frames/<datastore id>/metadata/<image set id>.<version
 once for the worker processes (a lock file as for frames) and served while the image set exists
 (the index may not know yet of a deletion: the store is asked every few seconds). When an image
 set's metadata is read its frames are fetched in the background, since a viewer asks for every
-frame of a series next.
+frame of a series next: by threads of their own (never a request's), through a store that tries
+each frame once, so a throttling AHI's rate is left to requests, and prefetch pauses for a while
+when AHI refuses one. A prefetch never leads a fetch requests share: a request for a frame being
+prefetched waits for that one try (the frame's lock file), then reads the frame or fetches it
+itself, retrying for its own budget.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ except ImportError:  # not POSIX: fetches are shared within each process only
 import orjson
 
 from ..dicom.image_set import iter_instances
-from .base import ImageSetNotFound, ImageSetStore, ImageSetSummary
+from .base import ImageSetNotFound, ImageSetStore, ImageSetSummary, StoreUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,6 +53,8 @@ T = TypeVar("T")
 PREFETCH_WORKERS = 8
 #: Frames waiting for prefetch workers; beyond that, prefetch skips (requests still fetch).
 MAX_QUEUED = 4096
+#: How long prefetch stops once the store is throttling or unavailable.
+PREFETCH_PAUSE_S = 5.0
 _RECENT_IMAGE_SETS = 1024
 #: How long an image set the store answered for is believed to exist (kept metadata is only
 #: served for image sets that still exist).
@@ -56,7 +62,9 @@ EXISTS_CHECK_S = 5.0
 
 
 class CachedStore:
-    """*store* with its frames cached under *cache_dir*, at most *max_bytes* of them."""
+    """*store* with its frames cached under *cache_dir*, at most *max_bytes* of them;
+    prefetch reads frames from *prefetch_store* (the same datastore, retried less; default
+    *store*)."""
 
     def __init__(
         self,
@@ -65,11 +73,13 @@ class CachedStore:
         *,
         max_bytes: int,
         prefetch_workers: int = PREFETCH_WORKERS,
+        prefetch_store: ImageSetStore | None = None,
     ) -> None:
         self.datastore_id = store.datastore_id
         self.staging_dir = store.staging_dir
         self.max_bytes = max_bytes
         self._store = store
+        self._prefetch_store = prefetch_store or store
         self._root = Path(cache_dir) / "frames" / store.datastore_id
         self._tmp = self._root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
@@ -79,6 +89,7 @@ class CachedStore:
         self._confirmed: dict[str, float] = {}  # image set id -> seen in the store until
         self._prefetched: OrderedDict[str, None] = OrderedDict()
         self._queued = 0
+        self._paused_until = 0.0  # monotonic time before which nothing is prefetched
         self._written = 0
         self._prefetch = ThreadPoolExecutor(prefetch_workers, thread_name_prefix="prefetch")
 
@@ -184,20 +195,24 @@ class CachedStore:
         return self._root / "metadata" / f"{image_set_id}.{version}.json"
 
     def _fetch(self, image_set_id: str, frame_id: str, path: Path) -> bytes:
-        """Fetch one frame from the store, once for all threads asking at the same time."""
+        """Fetch one frame for requests, once for all threads asking at the same time."""
         return self._shared(
-            self._flights, frame_id, lambda: self._fetch_once(image_set_id, frame_id, path)
+            self._flights,
+            frame_id,
+            lambda: self._fetch_once(self._store, image_set_id, frame_id, path),
         )
 
-    def _fetch_once(self, image_set_id: str, frame_id: str, path: Path) -> bytes:
-        """Fetch and keep one frame, unless another process fetched it while this one waited
-        for the frame's lock."""
+    def _fetch_once(
+        self, store: ImageSetStore, image_set_id: str, frame_id: str, path: Path
+    ) -> bytes:
+        """Fetch one frame from *store* and keep it, unless another process or a prefetch
+        fetched it while this thread waited for the frame's lock."""
         with self._frame_lock(frame_id):
             try:
                 return path.read_bytes()
             except FileNotFoundError:
                 pass
-            data = self._store.get_image_frame(image_set_id, frame_id)
+            data = store.get_image_frame(image_set_id, frame_id)
             self._save(path, data)
             return data
 
@@ -289,6 +304,8 @@ class CachedStore:
 
     def _prefetch_frames(self, image_set_id: str, metadata: dict[str, Any]) -> None:
         with self._lock:
+            if self._paused_until > time.monotonic():
+                return  # the image set is not marked: its next metadata read prefetches
             if image_set_id in self._prefetched:
                 self._prefetched.move_to_end(image_set_id)
                 return
@@ -307,10 +324,21 @@ class CachedStore:
                     return
 
     def _warm(self, image_set_id: str, frame_id: str) -> None:
+        """Prefetch one frame unless it is cached, a request is fetching it, or prefetch is
+        paused."""
         try:
             path = self._path(frame_id)
-            if path is not None and not path.exists():
-                self._fetch(image_set_id, frame_id, path)
+            with self._lock:
+                skip = frame_id in self._flights or self._paused_until > time.monotonic()
+            if path is not None and not skip and not path.exists():
+                self._fetch_once(self._prefetch_store, image_set_id, frame_id, path)
+        except StoreUnavailable as error:  # throttled: leave the store's rate to requests
+            now = time.monotonic()
+            with self._lock:
+                pausing = self._paused_until <= now
+                self._paused_until = now + PREFETCH_PAUSE_S
+            if pausing:
+                log.info("prefetch paused for %.0f s: %s", PREFETCH_PAUSE_S, error)
         except Exception as error:  # a prefetch is only a guess; the request will retry
             log.debug("prefetch of frame %s failed: %s", frame_id, error)
         finally:
