@@ -19,6 +19,7 @@ from starlette.routing import Route
 from ..dicom import transfer_syntax as ts
 from ..dicom.part10 import native_length
 from ..retrieve.bulk import PIXEL_PATHS
+from ..retrieve.metadata import BodyWriter, Fragment
 from ..retrieve.part10_stream import (
     concatenable,
     frame_syntaxes,
@@ -91,10 +92,23 @@ async def metadata(request: Request) -> Response:
     }
     if not_modified(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
-    body = await context.metadata_body(plan, base_url)
     if compressed:
         headers["Content-Encoding"] = "gzip"
-    return Response(body.gzipped if compressed else body.raw, 200, headers, DICOM_JSON)
+    writer = BodyWriter(gzip=compressed)
+    kept = context.kept_metadata(plan, base_url)
+    if kept is not None:
+        chunks = [writer.start(), *(c for f in kept for c in writer.add(f)), writer.end()]
+        return multipart.ChunksResponse(chunks, 200, headers, DICOM_JSON)
+    fragments = await context.metadata_fragments(plan, base_url)
+    return StreamingResponse(_metadata_body(writer, fragments), 200, headers, DICOM_JSON)
+
+
+async def _metadata_body(writer: BodyWriter, fragments: AsyncIterator[Fragment]):
+    yield writer.start()
+    async for fragment in fragments:
+        for chunk in writer.add(fragment):
+            yield chunk
+    yield writer.end()
 
 
 # --- instances ---------------------------------------------------------------------------------

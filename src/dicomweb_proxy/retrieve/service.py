@@ -9,7 +9,7 @@ own exceptions (records.py), which the HTTP layer maps to status codes.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass
 from functools import partial
 
@@ -17,10 +17,18 @@ from ..capacity import Capacity
 from ..stores.base import ImageSetStore
 from .bulk import bulk_value
 from .frames import STORED_CACHE_BYTES, TRANSCODED_CACHE_BYTES, FrameSource
-from .metadata import METADATA_CACHE_BYTES, MetadataBody, MetadataCache, body_etag, build_body
+from .metadata import (
+    METADATA_CACHE_BYTES,
+    Fragment,
+    MetadataCache,
+    body_etag,
+    build_fragment,
+    fragment_key,
+    fragment_rows,
+)
 from .part10_stream import object_chunks
 from .prefetch import prefetched, started
-from .records import FrameGone, InstanceRecord, Plan, UndecodableFrame
+from .records import FrameGone, InstanceRecord, NotFound, Plan, UndecodableFrame, describe
 from .resolver import RESOLVER_CACHE_BYTES, IndexLookups, Resolver
 
 log = logging.getLogger("dicomweb_proxy.retrieve")
@@ -102,16 +110,38 @@ class Retrieval:
     def metadata_etag(self, plan: Plan, base_url: str) -> str:
         return body_etag(plan, base_url)
 
-    async def metadata_body(self, plan: Plan, base_url: str) -> MetadataBody:
-        """The DICOM JSON of the planned instances (BulkDataURIs under *base_url*), built once
-        per version and kept."""
-        etag = body_etag(plan, base_url)
-        body = self.metadata.get(etag)
-        if body is None:
-            records = await self.load(plan)
-            body = await self.capacity.codec.run(build_body, records, base_url, etag)
-            self.metadata.put(etag, body)
-        return body
+    def kept_metadata(self, plan: Plan, base_url: str) -> list[Fragment] | None:
+        """Every fragment of the plan's metadata body when all are kept; never blocks."""
+        fragments = []
+        for rows in fragment_rows(plan):
+            fragment = self.metadata.get(fragment_key(plan, rows, base_url))
+            if fragment is None:
+                return None
+            fragments.append(fragment)
+        return fragments
+
+    async def metadata_fragments(self, plan: Plan, base_url: str) -> AsyncIterator[Fragment]:
+        """The fragments of the plan's DICOM JSON body (BulkDataURIs under *base_url*) in
+        order, each kept or built when its turn comes, so one fragment at a time is in memory
+        for a body that is not kept; NotFound (raised here) when the store holds none."""
+        return await started(self._fragments(plan, base_url))
+
+    async def _fragments(self, plan: Plan, base_url: str) -> AsyncGenerator[Fragment, None]:
+        found = False
+        for rows in fragment_rows(plan):
+            key = fragment_key(plan, rows, base_url)
+            fragment = self.metadata.get(key)
+            if fragment is None:
+                try:
+                    records = await self.load(Plan(plan.uids, rows, plan.versions))
+                except NotFound:
+                    continue  # gone from the store since it was indexed: left out
+                built = await self.capacity.codec.run(build_fragment, records, base_url)
+                fragment = self.metadata.put(key, built)
+            found = True
+            yield fragment
+        if not found:
+            raise NotFound(describe(*plan.uids))
 
     async def bulk(self, record: InstanceRecord, path: str) -> bytes | None:
         """The binary value at a BulkDataURI tag path (not pixel data); None when none."""
