@@ -125,7 +125,10 @@ class Resolver:
         """What the UIDs name and the image-set versions, from the index alone (one query: a
         remote store is not asked, unless the index keeps no versions); NotFound when there is
         nothing."""
-        plan = self._located(study_uid, series_uid, sop_uid)
+        return self.with_store_versions(self.located(study_uid, series_uid, sop_uid))
+
+    def with_store_versions(self, plan: Plan) -> Plan:
+        """*plan* with the versions the index does not keep asked of the store."""
         if all(version is not None for version in plan.versions.values()):
             return plan
         versions = {
@@ -134,7 +137,7 @@ class Resolver:
         }
         return dataclasses.replace(plan, versions=versions)
 
-    def _located(self, study_uid: str, series_uid: str | None, sop_uid: str | None) -> Plan:
+    def located(self, study_uid: str, series_uid: str | None, sop_uid: str | None) -> Plan:
         """What the index lists for the UIDs (text no index can hold is not asked about)."""
         uids = (study_uid, series_uid, sop_uid)
         if not all(uid is None or _POSSIBLE_UID.fullmatch(uid) for uid in uids):
@@ -203,7 +206,7 @@ class Resolver:
         record = self._revalidated(key)
         if record is not None:
             return record
-        plan = self._located(study_uid, series_uid, None)
+        plan = self.located(study_uid, series_uid, None)
         rows = [row for row in plan.rows if row[2] == sop_uid]
         if not rows:
             raise NotFound(describe(*key))

@@ -65,8 +65,13 @@ class Retrieval:
     async def plan(
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
     ) -> Plan:
-        """What the UIDs name, from the index (no metadata read); NotFound when nothing."""
-        return await self.capacity.index.run(self.resolver.plan, study_uid, series_uid, sop_uid)
+        """What the UIDs name, from the index (no metadata read); NotFound when nothing.
+        Versions the index does not keep are asked of the store on the store's pool, so a
+        slow store never holds an index thread."""
+        plan = await self.capacity.index.run(self.resolver.located, study_uid, series_uid, sop_uid)
+        if all(version is not None for version in plan.versions.values()):
+            return plan
+        return await self.capacity.store.run(self.resolver.with_store_versions, plan)
 
     async def load(self, plan: Plan) -> list[InstanceRecord]:
         """The planned instances with attributes and frames; NotFound if the store lost them."""
