@@ -23,7 +23,7 @@ from dicomweb_proxy.dicom.query import (
     find_attribute,
     parse_search,
 )
-from dicomweb_proxy.index.search import COLUMNS, IN_STUDY
+from dicomweb_proxy.index.matching import COLUMNS, IN_STUDY
 
 
 def _matcher(level: Level, key: str, value: str):

@@ -27,7 +27,7 @@ from ..dicom import transcode
 from ..dicom import transfer_syntax as ts
 from ..dicom.query import MAX_INCLUDEFIELDS, RESERVED, Level, find_attribute, parse_search
 from ..dicom.render import RENDERED_MEDIA_TYPES
-from ..index.search import COLUMNS, IN_STUDY
+from ..index.matching import COLUMNS, IN_STUDY
 from .negotiation import (
     ALIASES,
     DICOM,
