@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import math
 import os
 import re
 import tomllib
@@ -86,6 +87,9 @@ class Settings:
     log_level: str = "info"
     #: Most results one QIDO-RS response holds; larger answers are paged (with a Warning).
     max_page_size: int = 1000
+    #: Longest one query of a search may run on the index, in seconds (0: no limit): a longer
+    #: search answers 503 and asks to be narrowed. Writers (import, sync) are not limited.
+    query_timeout_s: float = 30.0
     #: Where image sets live: "local" (a folder under data_dir) or "ahi" (AWS HealthImaging).
     store: str = "local"
     aws_region: str = ""
@@ -253,6 +257,8 @@ def _convert(name: str, value: Any, source: str) -> Any:
     try:
         if "int" in kind:
             return _integer(value)
+        if "float" in kind:
+            return _number(value)
         if "bool" in kind:
             return _boolean(value)
         if "Path" in kind:
@@ -390,6 +396,16 @@ def _integer(value: Any) -> int:
         raise ValueError(f"{value!r} is not a whole number") from None
 
 
+def _number(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
+
+
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -427,6 +443,8 @@ def _validate(settings: Settings) -> None:
                 fail("database_url", f"{backend!r} is not one of {', '.join(SUPPORTED_DATABASES)}")
     if settings.max_page_size < 1:
         fail("max_page_size", "must be at least 1")
+    if settings.query_timeout_s < 0:
+        fail("query_timeout_s", "must be 0 (no limit) or more seconds")
     for name in ("store_threads", "index_threads"):
         if getattr(settings, name) < 1:
             fail(name, "must be at least 1")

@@ -11,7 +11,8 @@ Portable across SQLite, PostgreSQL and MySQL/MariaDB, and index-friendly:
 - a list of exact values is one IN, so a list stays one node of the expression tree.
 
 The companion metadata-index layout (index/layout.py) lacks some columns: without ``*_norm``
-names are folded in SQL, and attributes without a column cannot be matched.
+names are folded in SQL; attributes without a column cannot be matched, and are left out of the
+WHERE clause (listed in ``Conditions.unsupported``, for the answer's Warning).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from ..dicom.query import (
     DateTimeRange,
     Level,
     Matcher,
-    QueryError,
     Range,
     SearchQuery,
     SingleValue,
@@ -147,8 +147,8 @@ def as_number(layout: Layout, column: ColumnElement) -> ColumnElement:
 
 
 class Conditions:
-    """The WHERE clauses of a query's conditions, and what they need joined; built (and
-    checked) before anything runs."""
+    """The WHERE clauses of a query's conditions, and what they need joined. Built before
+    anything runs: what the layout cannot match is left out and named in ``unsupported``."""
 
     def __init__(self, query: SearchQuery, dialect: str, layout: Layout) -> None:
         self.query = query
@@ -158,24 +158,31 @@ class Conditions:
         self.exact_text = not layout.binary_text and dialect in ("mysql", "mariadb")
         self.joined: set[Level] = set()  # levels the WHERE clause needs joined
         self.filters_issuer = False
-        self.where = [
-            self._condition(condition)
-            for condition in query.conditions
-            if not isinstance(condition.matcher, Universal)
-        ]
+        self.unsupported: list[str] = []  # the query parameters left out
+        self.where: list[ColumnElement[bool]] = []
+        for condition in query.conditions:
+            if isinstance(condition.matcher, Universal):
+                continue
+            clause = self._condition(condition)
+            if clause is None:
+                self.unsupported += condition.parameters
+            else:
+                self.where.append(clause)
 
-    def _condition(self, condition: Condition) -> ColumnElement[bool]:
-        """One condition. Lower levels are EXISTS subqueries; patient attributes an IN
-        subquery on study.patient_pkey, so a selective name drives the search from its index."""
+    def _condition(self, condition: Condition) -> ColumnElement[bool] | None:
+        """One condition, None if the layout has no column for it. Lower levels are EXISTS
+        subqueries; patient attributes an IN subquery on study.patient_pkey, so a selective
+        name drives the search from its index."""
         keyword = condition.attribute.keyword
         if keyword in IN_STUDY and self.layout.has(IN_STUDY[keyword]):
             self.joined.add(Level.STUDY)
             return _exists(Level.STUDY, IN_STUDY[keyword], self._matcher(condition))
         column = self.columns.get(keyword)
-        if column is None:
-            raise QueryError(
-                keyword or condition.attribute.tag, "not supported as a matching key (see docs)"
-            )
+        matcher = condition.matcher
+        if column is None or (
+            isinstance(matcher, DateTimeRange) and matcher.time.keyword not in self.columns
+        ):
+            return None
         clause = self._matcher(condition)
         level = LEVEL_OF_TABLE[column.table]  # type: ignore[index]
         if level > self.query.level:
@@ -227,9 +234,7 @@ class Conditions:
                 return lambda column: self._person_name(_folded_name(column), matcher, in_sql=True)
             return lambda column: self._person_name(_sibling(column, norm.name), matcher)
         if isinstance(matcher, DateTimeRange):
-            times = self.columns.get(matcher.time.keyword)
-            if times is None:
-                raise QueryError(matcher.time.keyword, "not supported as a matching key")
+            times = self.columns[matcher.time.keyword]
             # The time of the same row: of the alias when in an EXISTS/IN subquery.
             return lambda column: _date_time_range(column, _sibling(column, times.name), matcher)
         placeholder = PLACEHOLDERS.get(keyword)

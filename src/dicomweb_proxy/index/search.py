@@ -4,13 +4,16 @@ The page query is built here: FROM (the level's table joined with those above it
 WHERE or ORDER BY clause needs), WHERE (index/matching.py), ORDER BY, LIMIT and OFFSET; its rows
 become datasets in index/results.py. Portable across SQLite, PostgreSQL and MySQL/MariaDB.
 NULLs sort as each database sorts them (first on SQLite and MySQL, last on PostgreSQL).
+
+No count per page: one row more than the page is read to learn whether more follow, and the
+number of matches is known without a count whenever the page ends the results. Otherwise it is
+counted only when asked (a COUNT over every match costs as much as the search itself).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Connection, FromClause, Select, func, select
 
@@ -43,7 +46,12 @@ _INSTANCE_COUNT = {
 @dataclass(frozen=True)
 class SearchPage:
     datasets: list[DatasetJSON]
-    total: int  # matches of the whole query, not only of this page
+    #: Matches of the whole query, not only of this page; None when unknown (not counted).
+    total: int | None
+    more: bool  # matches follow this page
+    #: Query parameters the search ignored: the query's own (in request order), then keys the
+    #: index has no column for.
+    unsupported: tuple[str, ...] = ()
 
 
 def search(
@@ -52,28 +60,37 @@ def search(
     layout: Layout = OURS,
     datastore_id: str | None = None,
     with_instances_only: bool = False,
+    *,
+    count: bool = False,
+    datasets: bool = True,
 ) -> SearchPage:
-    """Run ``query``: its page (limit/offset) in the query's order, and the number of matches;
-    with *datastore_id*, only what that datastore holds; *with_instances_only*, only studies
-    and series whose instance count is above 0. QueryError for a key the index cannot match or
-    sort on."""
+    """Run ``query``: its page (limit/offset) in the query's order; with *datastore_id*, only
+    what that datastore holds; *with_instances_only*, only studies and series whose instance
+    count is above 0. The total is that of a page that ends the results, else counted only
+    with *count*. Without *datasets* only whether (and how many) rows match is read, no
+    values: a HEAD request's headers. QueryError for a key the index cannot sort on."""
     if query.include_all and not layout.has(study.c.attributes):
         query = _with_every_column(query, layout)
     plan = _Plan(query, connection.dialect.name, layout)
     if datastore_id is not None:
         plan.where.append(plan.in_datastore(datastore_id))
-    count = _INSTANCE_COUNT.get(query.level)
-    if with_instances_only and count is not None:
-        plan.where.append(count > 0)
-    rows: list[dict[str, Any]] = []
-    if query.limit != 0:
-        rows = dicts(connection.execute(plan.page()))
-    last_page = query.limit is None or len(rows) < query.limit
-    if query.limit != 0 and last_page and (rows or not query.offset):
+    instances = _INSTANCE_COUNT.get(query.level)
+    if with_instances_only and instances is not None:
+        plan.where.append(instances > 0)
+    limit = query.limit
+    fetch = None if limit is None else limit + 1  # one more: whether more follow
+    statement = plan.page(fetch) if datasets and limit != 0 else plan.probe(fetch)
+    rows = dicts(connection.execute(statement))
+    more = limit is not None and len(rows) > limit
+    rows = rows[:limit]
+    total: int | None = None
+    if not more and (rows or not query.offset):
         total = query.offset + len(rows)  # the page ends the results: no count needed
-    else:
+    elif count:
         total = connection.scalar(plan.count()) or 0
-    return SearchPage(page_datasets(connection, query, rows, layout), total)
+    found = page_datasets(connection, query, rows, layout) if datasets else []
+    unsupported = tuple(dict.fromkeys((*query.unsupported, *plan.conditions.unsupported)))
+    return SearchPage(found, total, more, unsupported)
 
 
 def _with_every_column(query: SearchQuery, layout: Layout) -> SearchQuery:
@@ -104,7 +121,7 @@ class _Plan:
         self.where = list(self.conditions.where)
         self.order = self._order()
 
-    def page(self) -> Select:
+    def page(self, limit: int | None) -> Select:
         """The page's rows, in order, with the columns the results are read from."""
         level = self.query.level
         tables = {Level.STUDY: (study, patient), Level.SERIES: (series,)}.get(level, (instance,))
@@ -122,7 +139,15 @@ class _Plan:
         with_issuer = issuer in self.sort_tables or self.conditions.filters_issuer
         source = self._joins(Level.STUDY, with_patient, with_issuer)
         statement = select(*columns).select_from(source).where(*self.where)
-        return statement.order_by(*self.order).limit(self.query.limit).offset(self.query.offset)
+        return statement.order_by(*self.order).limit(limit).offset(self.query.offset)
+
+    def probe(self, limit: int | None) -> Select:
+        """As many rows as the page would have, keys only and unordered (the number of rows
+        past an offset does not depend on their order): what the headers need."""
+        table = OWN_TABLE[self.query.level]
+        key = table.c[f"{table.name}_pkey"]
+        statement = select(key).select_from(self._filtered()).where(*self.where)
+        return statement.limit(limit).offset(self.query.offset)
 
     def count(self) -> Select:
         return select(func.count()).select_from(self._filtered()).where(*self.where)
