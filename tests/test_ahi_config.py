@@ -87,7 +87,7 @@ def test_requests_retry_for_their_budget_and_maintenance_for_the_long_one(tmp_pa
             "setting 'ahi_request_retry_s' (from environment variable "
             "DICOMWEB_PROXY_AHI_REQUEST_RETRY_S): 'soon' is not a number",
         ),
-        ({"ahi_request_retry_s": "nan"}, {}, "'nan' is not a number"),
+        ({"ahi_request_retry_s": "nan"}, {}, "'nan' is not a finite number"),
         ({"ahi_request_retry_s": -1}, {}, "must be 0 (no retries) or more seconds"),
     ],
 )

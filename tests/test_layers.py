@@ -40,7 +40,9 @@ ALLOWED: dict[str, set[str]] = {
 #: Modules of http/ that may reach into index/ or stores/, and why; the rest go through
 #: retrieve/ and services.
 HTTP_EXCEPTIONS = {
-    "index": {"conformance"},  # describes the matching keys the index's columns hold
+    # conformance describes the matching keys the index's columns hold; qido maps a search
+    # cut by the statement timeout (index.database.StatementTimeout) to 503
+    "index": {"conformance", "qido"},
     "stores": {"errors"},  # maps store errors to status codes
 }
 

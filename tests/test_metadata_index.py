@@ -48,8 +48,12 @@ from .test_qido_search import CASES, _check_search
 
 pytestmark = pytest.mark.mariadb
 
-#: Matching keys the metadata-index layout has no column for: answered 400, naming the key.
-UNANSWERABLE = ("SeriesDate", "SeriesTime", "PerformedProcedureStepStartDate")
+#: Matching keys the metadata-index layout has no column for: ignored, named in a Warning.
+UNANSWERABLE = {
+    "SeriesDate": "20240101",
+    "SeriesTime": "1015",
+    "PerformedProcedureStepStartDate": "-20240101",
+}
 
 
 _HOSTS = ("%%", "localhost")  # the reader's hosts ('%' doubled: the driver formats statements)
@@ -191,11 +195,19 @@ def test_search_finds_what_the_source_files_hold(
     _check_search(metadata_index_server, sources, path, parameters, predicate, below)
 
 
-@pytest.mark.parametrize("key", UNANSWERABLE)
-def test_keys_without_a_column_are_a_400_naming_them(metadata_index_server, key):
-    response = httpx.get(f"{metadata_index_server}/series", params={key: "20240101"})
-    assert response.status_code == 400
-    assert key in response.text
+@pytest.mark.parametrize(("key", "value"), UNANSWERABLE.items())
+def test_keys_without_a_column_are_ignored_and_named(metadata_index_server, key, value):
+    everything = httpx.get(f"{metadata_index_server}/series")
+    response = httpx.get(f"{metadata_index_server}/series", params={key: value})
+    assert response.status_code == 200, response.text
+    series = [dataset["0020000E"] for dataset in response.json()]
+    assert series == [dataset["0020000E"] for dataset in everything.json()]
+    assert response.headers["warning"] == (
+        f'299 {metadata_index_server}: "The following parameters are not supported: {key}"'
+    )
+    pair = {"SeriesDate": "20240101-20240102", "SeriesTime": "10-12"}  # one interval, no column
+    both = httpx.get(f"{metadata_index_server}/series", params=pair)
+    assert both.headers["warning"].endswith('supported: SeriesDate, SeriesTime"')
 
 
 def test_studies_carry_computed_attributes(metadata_index_server, our_index_server):

@@ -23,7 +23,7 @@ from dicomweb_proxy.dicom.query import (
     find_attribute,
     parse_search,
 )
-from dicomweb_proxy.index.search import COLUMNS, IN_STUDY
+from dicomweb_proxy.index.matching import COLUMNS, IN_STUDY
 
 
 def _matcher(level: Level, key: str, value: str):
@@ -127,10 +127,6 @@ def test_orderby_and_options():
         ("StudyInstanceUID", "1.2.x"),
         ("StudyInstanceUID", "1." + "2" * 70),
         ("StudyInstanceUID", "1.2,,1.3"),
-        ("ReferencedStudySequence", "x"),
-        ("PixelData", "x"),
-        ("NotAKeyword", "x"),
-        ("12345678", "x"),
         ("PatientName", "x\x00"),
         ("PatientName", "x" * 1025),
         ("limit", "-1"),
@@ -146,6 +142,62 @@ def test_bad_input_raises_query_error_naming_the_parameter(key, value):
     with pytest.raises(QueryError) as error:
         parse_search(Level.STUDY, [(key, value)])
     assert error.value.parameter == key
+
+
+def test_unsupported_parameters_are_listed_not_errors():
+    """PS3.18 8.3: the server ignores the parameters it does not support. Keys that are no
+    attribute (jQuery's cache buster, charset, a typo, a sequence item path) and attributes
+    given a value no index can match are listed, once each, in request order; the attributes
+    are still returned. A nameless parameter is no parameter."""
+    query = parse_search(
+        Level.STUDY,
+        [
+            ("_", "1700000000"),
+            ("charset", "utf-8"),
+            ("PatientNam", "Smith"),
+            ("00400275.00401001", "RP1"),
+            ("ReferencedStudySequence", "x"),
+            ("PixelData", "x"),
+            ("12345678", "x"),
+            ("_", "again"),
+            ("", "x"),
+            ("PatientName", "Smith"),
+        ],
+    )
+    assert query.unsupported == (
+        "_",
+        "charset",
+        "PatientNam",
+        "00400275.00401001",
+        "ReferencedStudySequence",
+        "PixelData",
+        "12345678",
+    )
+    assert [(c.attribute.keyword, c.parameters) for c in query.conditions] == [
+        ("PatientName", ("PatientName",))
+    ]
+    returned = {key.attribute.keyword for key in query.returned}
+    assert "ReferencedStudySequence" in returned  # PixelData: an instance attribute
+    universal = parse_search(Level.STUDY, [("ReferencedStudySequence", ""), ("PixelData", "*")])
+    assert universal.unsupported == ()  # universal matching: returned, nothing to ignore
+    assert {c.matcher for c in universal.conditions} == {Universal()}
+
+
+def test_unsupported_keys_are_not_checked_but_known_ones_are():
+    ignored = parse_search(Level.STUDY, [("x\x00", "a\x00b" + "c" * 2000)])
+    assert ignored.unsupported == ("x\x00",)
+    with pytest.raises(QueryError):  # a valid attribute: its value is read, and refused
+        parse_search(Level.STUDY, [("PatientComments", "a\x00b")])
+
+
+def test_conditions_name_the_parameters_as_sent():
+    query = parse_search(
+        Level.STUDY, [("00080020", "20200101-20200102"), ("StudyTime", "10-")], study_uid="1.2"
+    )
+    assert [c.parameters for c in query.conditions] == [
+        ("StudyInstanceUID",),
+        ("00080020", "StudyTime"),
+    ]
 
 
 def test_repeated_options_are_errors_but_repeated_keys_are_lists():

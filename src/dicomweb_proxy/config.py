@@ -87,6 +87,9 @@ class Settings:
     log_level: str = "info"
     #: Most results one QIDO-RS response holds; larger answers are paged (with a Warning).
     max_page_size: int = 1000
+    #: Longest one query of a search may run on the index, in seconds (0: no limit): a longer
+    #: search answers 503 and asks to be narrowed. Writers (import, sync) are not limited.
+    query_timeout_s: float = 30.0
     #: Where image sets live: "local" (a folder under data_dir) or "ahi" (AWS HealthImaging).
     store: str = "local"
     aws_region: str = ""
@@ -406,9 +409,9 @@ def _number(value: Any) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        number = math.nan
+        raise ValueError(f"{value!r} is not a number") from None
     if not math.isfinite(number):
-        raise ValueError(f"{value!r} is not a number")
+        raise ValueError(f"{value!r} is not a finite number")
     return number
 
 
@@ -449,6 +452,8 @@ def _validate(settings: Settings) -> None:
                 fail("database_url", f"{backend!r} is not one of {', '.join(SUPPORTED_DATABASES)}")
     if settings.max_page_size < 1:
         fail("max_page_size", "must be at least 1")
+    if settings.query_timeout_s < 0:
+        fail("query_timeout_s", "must be 0 (no limit) or more seconds")
     for name in ("store_threads", "index_threads"):
         if getattr(settings, name) < 1:
             fail(name, "must be at least 1")

@@ -1,8 +1,12 @@
 """QIDO-RS search requests as a typed query (PS3.18 10.6, matching rules of PS3.4 C.2.2.2).
 
 No HTTP and no SQL: the routes hand over decoded (key, value) pairs, the index turns the
-resulting :class:`SearchQuery` into SQL. Everything a client can get wrong is caught here and
-reported as a :class:`QueryError` naming the parameter, so bad input never reaches the database.
+resulting :class:`SearchQuery` into SQL. A bad value of a parameter the server knows is caught
+here and reported as a :class:`QueryError` naming the parameter, so bad input never reaches the
+database. Parameters it does not support are ignored, as PS3.18 8.3 requires, and listed in
+``SearchQuery.unsupported`` for the answer's Warning: keys that are neither a control key nor an
+attribute keyword or tag (``_`` of a cache-busting client, ``charset``, a typo, a sequence item
+path), and attributes given a value that no index can match (VR SQ, AT, UN and binary VRs).
 """
 
 from __future__ import annotations
@@ -111,6 +115,7 @@ Matcher = Universal | SingleValue | UidList | Wildcard | Range | AnyOf | DateTim
 class Condition:
     attribute: Attribute
     matcher: Matcher
+    parameters: tuple[str, ...]  # the query keys it stands for, as the client spelled them
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,7 @@ class SearchQuery:
     limit: int | None = None
     offset: int = 0
     orderby: tuple[SortKey, ...] = ()
+    unsupported: tuple[str, ...] = ()  # parameters ignored, in request order
 
 
 # --- attributes --------------------------------------------------------------------------------
@@ -161,7 +167,7 @@ def find_attribute(key: str) -> Attribute | None:
     (private tags are accepted, with VR UN)."""
     if _HEX_TAG.fullmatch(key):
         tag = int(key, 16)
-    elif key in keyword_dict:
+    elif key and key in keyword_dict:  # some retired entries have an empty keyword
         tag = keyword_dict[key]
     else:
         return None
@@ -273,17 +279,25 @@ def parse_search(
     series_uid: str | None = None,
 ) -> SearchQuery:
     """Read decoded query parameters of a search at ``level``; ``study_uid`` and ``series_uid``
-    come from the resource path. QueryError on anything the server cannot honour."""
+    come from the resource path. QueryError on a bad value of a parameter the server knows."""
     values: dict[Attribute, list[str]] = {}
     keys: dict[Attribute, str] = {}
     options: dict[str, list[str]] = {name: [] for name in RESERVED}
+    sent: dict[str, None] = {}  # every key, in request order, once
+    unsupported: set[str] = set()
     counted = 0
     for key, value in parameters:
-        _check_value(key, value)
+        sent[key] = None
         if key in RESERVED:
+            _check_value(key, value)
             options[key].append(value)
             continue
-        attribute = _parameter_attribute(key)
+        attribute = find_attribute(key)
+        if attribute is None:  # sequence item paths too: not supported
+            if key:  # a nameless one ('?=x') is no parameter at all
+                unsupported.add(key)
+            continue
+        _check_value(key, value)
         counted += len(_split(attribute.vr, value))
         if counted > MAX_VALUES:
             raise QueryError(key, f"more than {MAX_VALUES} values")
@@ -291,17 +305,20 @@ def parse_search(
         keys.setdefault(attribute, key)
 
     conditions = [
-        Condition(_known(keyword), SingleValue(_uid(keyword, uid)))
+        Condition(_known(keyword), SingleValue(_uid(keyword, uid)), (keyword,))
         for keyword, uid in (("StudyInstanceUID", study_uid), ("SeriesInstanceUID", series_uid))
         if uid is not None
     ]
     paired, combined = _date_time_ranges(values, keys)
     conditions += paired
-    conditions += [
-        Condition(attribute, _matcher(attribute, texts, keys[attribute]))
-        for attribute, texts in values.items()
-        if attribute not in combined
-    ]
+    for attribute, texts in values.items():
+        if attribute in combined:
+            continue
+        matcher = _matcher(attribute, texts, keys[attribute])
+        if matcher is None:  # returned all the same, as universal matching returns it
+            unsupported.add(keys[attribute])
+        else:
+            conditions.append(Condition(attribute, matcher, (keys[attribute],)))
     include_all, included = _includefields(options["includefield"])
     return SearchQuery(
         level=level,
@@ -312,23 +329,15 @@ def parse_search(
         limit=_count("limit", options["limit"]),
         offset=_count("offset", options["offset"]) or 0,
         orderby=_orderby(options["orderby"]),
+        unsupported=tuple(key for key in sent if key in unsupported),
     )
 
 
 def _check_value(key: str, value: str) -> None:
     if len(value) > MAX_VALUE_LENGTH:
         raise QueryError(key, f"value longer than {MAX_VALUE_LENGTH} characters")
-    if _CONTROL.search(value) or _CONTROL.search(key):
+    if _CONTROL.search(value):
         raise QueryError(key, "control characters or invalid UTF-8 in the value")
-
-
-def _parameter_attribute(key: str) -> Attribute:
-    if "." in key:
-        raise QueryError(key, "matching on sequence items is not supported")
-    attribute = find_attribute(key)
-    if attribute is None:
-        raise QueryError(key, "unknown parameter or attribute keyword/tag")
-    return attribute
 
 
 def _uid(parameter: str, text: str) -> str:
@@ -445,19 +454,22 @@ def _date_time_ranges(
         if day_high:
             end = _bounds("TM", clock_high)[1] if clock_high else time.max
             high = datetime.combine(_bounds("DA", day_high)[1], end)  # type: ignore[arg-type]
-        conditions.append(Condition(day, DateTimeRange(clock, low, high)))
+        matcher = DateTimeRange(clock, low, high)
+        conditions.append(Condition(day, matcher, (keys[day], keys[clock])))
         consumed |= {day, clock}
     return conditions, consumed
 
 
-def _matcher(attribute: Attribute, texts: list[str], parameter: str) -> Matcher:
-    if attribute.vr in _UNMATCHABLE_VRS:
-        raise QueryError(parameter, f"attributes of VR {attribute.vr} cannot be matched")
+def _matcher(attribute: Attribute, texts: list[str], parameter: str) -> Matcher | None:
+    """How the values match; None for a value no index can match (binary VRs, sequences:
+    QIDO-RS matches sequence items only by their paths)."""
     parts = [part.strip() for text in texts for part in _split(attribute.vr, text)]
     if any(part in ("", "*") for part in parts):
         if len(parts) > 1 and "" in parts:
             raise QueryError(parameter, "empty value in a list of values")
         return Universal()
+    if attribute.vr in _UNMATCHABLE_VRS:
+        return None
     if attribute.vr == "UI":
         uids = tuple(dict.fromkeys(_uid(parameter, part) for part in parts))
         return UidList(uids) if len(uids) > 1 else SingleValue(uids[0])

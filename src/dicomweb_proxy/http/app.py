@@ -24,8 +24,9 @@ from ..services import Services, open_datastores
 from . import capabilities, health, qido, rendered, viewer, wado
 from .errors import EXCEPTION_HANDLERS
 
-#: Headers viewers send cross-origin (OHIF sends Accept with parameters, Range for HTJ2K).
-CORS_ALLOW_HEADERS = ["Accept", "Authorization", "Content-Type", "Range", "If-None-Match"]
+#: Headers viewers send cross-origin (OHIF sends Accept with parameters, Range for HTJ2K;
+#: Prefer: count=exact asks a search for its total, docs/qido.md).
+CORS_ALLOW_HEADERS = ["Accept", "Authorization", "Content-Type", "Range", "If-None-Match", "Prefer"]
 CORS_EXPOSE_HEADERS = [
     "Content-Type",
     "Content-Length",

@@ -27,7 +27,7 @@ from ..dicom import transcode
 from ..dicom import transfer_syntax as ts
 from ..dicom.query import MAX_INCLUDEFIELDS, RESERVED, Level, find_attribute, parse_search
 from ..dicom.render import RENDERED_MEDIA_TYPES
-from ..index.search import COLUMNS, IN_STUDY
+from ..index.matching import COLUMNS, IN_STUDY
 from .negotiation import (
     ALIASES,
     DICOM,
@@ -447,7 +447,9 @@ def markdown() -> str:
         "",
         "Attributes a search can match on, by the level that holds them. Every search level takes",
         "all of them: a key of a lower level matches when one series or instance below matches",
-        "(`/studies?Modality=CT`). Other attributes are refused with 400.",
+        "(`/studies?Modality=CT`). Other parameters are ignored and named in a Warning header",
+        "(PS3.18 8.3): unknown keys, sequence item paths, and other attributes given a value",
+        "(those are returned, as with universal matching).",
         "",
         "| level | keys |",
         "| --- | --- |",

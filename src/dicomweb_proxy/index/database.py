@@ -1,4 +1,5 @@
-"""Engines for the SQL index (SQLite, PostgreSQL, MySQL/MariaDB) and its schema migrations."""
+"""Engines for the SQL index (SQLite, PostgreSQL, MySQL/MariaDB), its schema migrations, and the
+statement timeout of its readers."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -27,6 +28,13 @@ _LOCK_TIMEOUT_S = 300
 #: Deadlock and lock-timeout (MySQL error numbers), deadlock and serialization failure (SQLSTATE).
 _TRANSIENT_CODES = frozenset({1213, 1205, "40P01", "40001"})
 _SQLITE_BUSY_TIMEOUT_S = 30
+#: Errors of a statement cut by the timeout: PostgreSQL's query_canceled (SQLSTATE), MariaDB's
+#: max_statement_time exceeded and MySQL's max_execution_time exceeded (error numbers; PyMySQL
+#: gives both, the SQLSTATE of these is the unspecific HY000 or 70100).
+_PG_CANCELED = "57014"
+_MYSQL_TIMEOUTS = frozenset({1969, 3024})
+#: SQLite VM instructions between two looks at the clock (microseconds of work).
+_SQLITE_PROGRESS_STEPS = 1000
 _SQLITE_PRAGMAS = (
     f"busy_timeout={_SQLITE_BUSY_TIMEOUT_S * 1000}",
     "foreign_keys=ON",
@@ -89,6 +97,92 @@ def _is_transient(error: DBAPIError) -> bool:
         return True
     code = getattr(error.orig, "sqlstate", None) or (getattr(error.orig, "args", None) or [None])[0]
     return code in _TRANSIENT_CODES
+
+
+class StatementTimeout(RuntimeError):
+    """The database cut a read that ran longer than the reader's timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"an index query ran longer than {seconds:g} s")
+        self.seconds = seconds
+
+
+@contextmanager
+def statement_timeout(connection: Connection, seconds: float) -> Iterator[None]:
+    """Have the database cut statements on *connection* that run longer than *seconds* (0: no
+    limit) while the block runs; StatementTimeout when it does. For readers: the limit ends
+    with the block, so writers that use the pooled connection later are never cut.
+
+    PostgreSQL: ``statement_timeout``, set for the transaction only (the block must run in one:
+    a connection's first statement begins it, closing the connection ends it). MariaDB:
+    ``max_statement_time`` and MySQL: ``max_execution_time`` (SELECT only), set for the session
+    and reset as the block ends. SQLite has no such setting: a progress handler interrupts the
+    statement running at the deadline, which counts from the start of the block."""
+    if not seconds:
+        yield
+        return
+    dialect = connection.dialect
+    cut = False
+    try:
+        if dialect.name == "sqlite":
+            with _sqlite_deadline(connection, seconds) as expired:
+                try:
+                    yield
+                finally:
+                    cut = expired()
+        elif dialect.name == "postgresql":
+            milliseconds = str(max(1, round(seconds * 1000)))
+            connection.execute(select(func.set_config("statement_timeout", milliseconds, True)))
+            yield
+        else:
+            mariadb = getattr(dialect, "is_mariadb", False)
+            variable = "max_statement_time" if mariadb else "max_execution_time"
+            value = seconds if mariadb else max(1, round(seconds * 1000))
+            connection.execute(text(f"SET SESSION {variable} = :value"), {"value": value})
+            try:
+                yield
+            finally:
+                _reset_session(connection, variable)
+    except DBAPIError as error:
+        if cut or _timed_out(error):
+            raise StatementTimeout(seconds) from error
+        raise
+
+
+def _timed_out(error: DBAPIError) -> bool:
+    if getattr(error.orig, "sqlstate", None) == _PG_CANCELED:
+        return True
+    number = (getattr(error.orig, "args", None) or [None])[0]
+    return number in _MYSQL_TIMEOUTS
+
+
+@contextmanager
+def _sqlite_deadline(connection: Connection, seconds: float) -> Iterator[Callable[[], bool]]:
+    """Interrupt the SQLite statement running *seconds* from now; yields whether it did."""
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    deadline = time.monotonic() + seconds
+    interrupted = False
+
+    def progress() -> int:
+        nonlocal interrupted
+        interrupted = time.monotonic() > deadline
+        return int(interrupted)  # non-zero: SQLite stops the statement ("interrupted")
+
+    raw.set_progress_handler(progress, _SQLITE_PROGRESS_STEPS)
+    try:
+        yield lambda: interrupted
+    finally:
+        raw.set_progress_handler(None, 0)
+
+
+def _reset_session(connection: Connection, variable: str) -> None:
+    """The server's own value of a session variable again; a connection that cannot say so
+    leaves the pool rather than keep the reader's limit."""
+    try:
+        connection.execute(text(f"SET SESSION {variable} = DEFAULT"))
+    except DBAPIError:
+        connection.invalidate()
 
 
 def upgrade_schema(engine: Engine) -> None:

@@ -13,6 +13,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, Engine, Select, select
 
 from ..dicom.query import SearchQuery
+from .database import statement_timeout
 from .layout import OURS, Layout
 from .locate import LocatedRows, image_set_versions, locate
 from .schema import imageset, instance, study
@@ -44,12 +45,29 @@ class IndexReader:
         self.scope_check_s = scope_check_s
         self._checked: tuple[_Filters, float] | None = None
 
-    def search(self, query: SearchQuery) -> SearchPage:
-        """One page of QIDO-RS results; QueryError for keys this index cannot match or sort."""
-        with self.engine.connect() as connection:
+    def search(
+        self,
+        query: SearchQuery,
+        *,
+        count: bool = False,
+        datasets: bool = True,
+        timeout_s: float = 0,
+    ) -> SearchPage:
+        """One page of QIDO-RS results (see :func:`~dicomweb_proxy.index.search.search` for
+        *count* and *datasets*); QueryError for keys this index cannot sort on,
+        StatementTimeout when one of its queries runs longer than *timeout_s* (0: no limit)."""
+        with self.engine.connect() as connection, statement_timeout(connection, timeout_s):
             filters = self._filters(connection)
             scope = self.scope if filters.other_datastores else None
-            return search(connection, query, self.layout, scope, filters.lists_instances)
+            return search(
+                connection,
+                query,
+                self.layout,
+                scope,
+                filters.lists_instances,
+                count=count,
+                datasets=datasets,
+            )
 
     def _filters(self, connection: Connection) -> _Filters:
         if self.scope is None and self.layout.writable:
