@@ -32,6 +32,7 @@ from pydicom.pixels import (
 from pydicom.sequence import Sequence as DicomSequence
 
 from dicomweb_proxy.dicom import render
+from dicomweb_proxy.dicom import transfer_syntax as ts
 from dicomweb_proxy.dicom.ahi_json import dataset_to_attributes
 from dicomweb_proxy.dicom.frames import store_pixels
 from dicomweb_proxy.dicom.render import RenderError, RenderRequest, Viewport, Window
@@ -271,6 +272,104 @@ def test_enhanced_objects_take_the_window_and_rescale_of_each_frame():
     second = render.pipeline_dataset(attributes, frame_index=1)
     assert (first.WindowCenter, first.WindowWidth, first.RescaleIntercept) == (500, 200, 0)
     assert (second.WindowCenter, second.WindowWidth) == (50, 100)
+
+
+def every_int16() -> np.ndarray:
+    return np.arange(-32768, 32768, dtype=np.int16).reshape(256, 256)
+
+
+@pytest.mark.parametrize(
+    ("name", "window"),
+    [
+        ("CT_small.dcm", Window(40, 400)),  # signed, rescaled
+        ("CT_small.dcm", Window(40.5, 1, "LINEAR")),  # a threshold
+        ("CT_small.dcm", Window(-100, 700, "SIGMOID")),
+        ("MR_small.dcm", None),  # the object's window
+        ("MR_small.dcm", Window(400, 300, "LINEAR_EXACT")),
+    ],
+)
+@pytest.mark.parametrize("byte_order", ["=", ">"])
+def test_grey_tables_give_what_the_pipeline_gives_on_the_frame(name, window, byte_order):
+    ds = render.pipeline_dataset(Stored(bundled(name)).attributes)
+    frame = every_int16() if ds.PixelRepresentation else every_int16().view(np.uint16)
+    frame = frame.astype(frame.dtype.newbyteorder(byte_order))
+    direct = render.grey_to_uint8(frame.astype(np.int32), ds, window)  # 32 bits: no table
+    keyed = render.grey_to_uint8(frame, ds, window, key=("test", name))
+    np.testing.assert_array_equal(render.grey_to_uint8(frame, ds, window), direct)
+    np.testing.assert_array_equal(keyed, direct)
+    # Kept: the same key and window find the table (a different window does not).
+    np.testing.assert_array_equal(render.grey_to_uint8(frame, ds, window, ("test", name)), direct)
+
+
+def test_grey_tables_of_lut_sequences_and_monochrome1(samples):
+    voi = lut_dataset(
+        VOILUTSequence=DicomSequence([lut_item(50, 12, np.linspace(0, 4095, 100).astype("u2"))])
+    )
+    modality = lut_dataset(
+        ModalityLUTSequence=DicomSequence([lut_item(10, 16, (np.arange(256) * 3).astype("u2"))]),
+        WindowCenter=300,
+        WindowWidth=400,
+    )
+    cr = sample(samples, "CR")
+    frame = every_int16().view(np.uint16)
+    for source in (voi, modality, cr):
+        attributes, vrs = dataset_to_attributes(source)
+        ds, key = render.cached_pipeline(orjson.loads(orjson.dumps(attributes)), vrs)
+        direct = render.grey_to_uint8(frame.astype(np.int32), ds)
+        np.testing.assert_array_equal(render.grey_to_uint8(frame, ds, key=key), direct)
+    # 8-bit frames have 256-entry tables.
+    small = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    direct = render.grey_to_uint8(small.astype(np.int32), ds, Window(100, 50))
+    np.testing.assert_array_equal(render.grey_to_uint8(small, ds, Window(100, 50), key), direct)
+
+
+def test_a_window_spanning_the_values_is_computed_on_each_frame():
+    ds = render.pipeline_dataset(Stored(bundled("CT_small.dcm")).attributes)
+    assert "WindowCenter" not in ds
+    low = np.array([[0, 100]], dtype=np.int16)
+    high = np.array([[0, 1000]], dtype=np.int16)
+    assert render.grey_to_uint8(low, ds, key="ct").tolist() == [[0, 255]]
+    assert render.grey_to_uint8(high, ds, key="ct").tolist() == [[0, 255]]
+
+
+def test_equal_pipeline_attributes_share_a_key_and_a_dataset():
+    attributes = Stored(bundled("MR_small.dcm")).attributes
+    ds, key = render.cached_pipeline(attributes, {})
+    again, same_key = render.cached_pipeline(copy.deepcopy(attributes), {})
+    assert same_key == key and again is ds
+    other = {**attributes, "WindowCenter": ["10"]}
+    other_ds, other_key = render.cached_pipeline(other, {})
+    assert other_key != key and other_ds.WindowCenter == 10
+    ignored = {**attributes, "PatientName": [{"Alphabetic": "Someone^Else"}]}
+    assert render.cached_pipeline(ignored, {})[1] == key  # only what the pipeline reads counts
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["MR_small.dcm", "SC_rgb_small_odd.dcm", "examples_ybr_color.dcm", "examples_palette.dcm"],
+)
+def test_decoded_frames_are_kept_by_frame_key_and_reduction(name):
+    stored = Stored(bundled(name))
+    columns, rows = stored.attributes["Columns"], stored.attributes["Rows"]
+
+    def picture(blob: bytes, **parameters) -> np.ndarray:
+        request = RenderRequest(render.PNG, **parameters)
+        return np.asarray(
+            render.render_picture(
+                0, blob, stored.transfer_syntax_uid, stored.attributes, stored.vrs, request, name
+            )
+        )
+
+    first = picture(stored.blobs[0])
+    np.testing.assert_array_equal(first, decoded(stored.render()))
+    # Kept read-only and rendered again (another window) without the stored bytes.
+    np.testing.assert_array_equal(picture(b"not a frame"), first)
+    if first.ndim == 2:
+        again = picture(b"not a frame", window=Window(100, 50))
+        np.testing.assert_array_equal(again, decoded(stored.render(window=Window(100, 50))))
+    if stored.transfer_syntax_uid in ts.HTJ2K_FAMILY:
+        with pytest.raises(render.DecodeError):  # a reduced decode is another entry
+            picture(b"not a frame", viewport=Viewport(max(1, columns // 3), max(1, rows // 3)))
 
 
 # --- colour -----------------------------------------------------------------------------------

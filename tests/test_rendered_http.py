@@ -110,6 +110,21 @@ def test_window_and_viewport_parameters(server):
     assert np.median(np.abs(pixels - expected)) < 2
 
 
+def test_a_frame_rendered_again_with_other_windows_is_right_each_time(server):
+    """The later renderings reuse the decoded frame (and the series' grey tables)."""
+    ct = server.find("CT", Rows=256)
+    png = {"Accept": "image/png"}
+    for text, window in [
+        (None, None),
+        ("-600,1500", Window(-600, 1500)),
+        ("40,80,sigmoid", Window(40, 80, "SIGMOID")),
+        (None, None),
+    ]:
+        params = {} if text is None else {"window": text}
+        rendered = image(server.get(f"{url(ct)}/rendered", params=params, headers=png), "image/png")
+        assert_same(rendered, reference_grey(ct, window))
+
+
 def test_signed_ct_without_a_window(server):
     ct = server.find("CT", PatientName="CompressedSamples^CT1")
     assert ct.PixelRepresentation == 1 and "WindowCenter" not in ct

@@ -1,11 +1,14 @@
 """Render stored frames for display: WADO-RS Retrieve Rendered and Thumbnail (PS3.18 8.3.5).
 
 The pipeline of PS3.4 N.2 as small functions on numpy arrays: Modality LUT, VOI LUT or window,
-MONOCHROME1 inversion, palette and YBR to RGB; pydicom's LUT helpers do the table look-ups. Then
-the viewport (crop, flip, scale keeping the aspect ratio) and the rendered media types. HTJ2K
-frames are decoded only at the resolution level the viewport needs. No HTTP here: a request this
-image cannot satisfy raises :class:`RenderError`, a stored frame no installed codec can decode
-:class:`DecodeError`.
+MONOCHROME1 inversion, palette and YBR to RGB; pydicom's LUT helpers do the table look-ups. Grey
+frames of up to 16 bits go through a table of every stored value's display value, built by the
+same functions (:func:`grey_to_uint8`). Then the viewport (crop, flip, scale keeping the aspect
+ratio) and the rendered media types. HTJ2K frames are decoded only at the resolution level the
+viewport needs. Each worker process keeps decoded frames, grey tables and pipeline datasets
+(byte- or count-bounded LRUs), so a frame rendered again is not decoded again and the slices
+of a series share their tables. No HTTP here: a request this image cannot satisfy raises
+:class:`RenderError`, a stored frame no installed codec can decode :class:`DecodeError`.
 
 Work is bounded before anything is decoded (:func:`check_output`): at most
 :data:`MAX_RENDERED_PIXELS` output pixels over all frames of a response and at most
@@ -18,17 +21,19 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import imagecodecs
 import numpy as np
 from PIL import Image
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, convert_color_space
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
+from ..cache import SizedLRU
 from . import transfer_syntax as ts
 from .ahi_json import attributes_to_dataset
 from .frames import decode_frame
@@ -164,16 +169,29 @@ class RenderRequest:
     viewport: Viewport | None = None
 
 
+#: Decoded frames kept per worker process (a 512x512 CT frame is 512 KiB): a viewer changing the
+#: window of a frame, or asking for it again at another size, does not decode it again.
+DECODED_CACHE_BYTES = 64 * 1024 * 1024
+#: Grey tables kept per worker process (64 KiB each for 16-bit frames).
+GREY_TABLE_CACHE_BYTES = 8 * 1024 * 1024
+#: Pipeline datasets kept per worker process, by pipeline key (see cached_pipeline).
+PIPELINE_CACHE_ENTRIES = 64
+
+_decoded: SizedLRU[tuple[Hashable, int], np.ndarray] = SizedLRU(
+    DECODED_CACHE_BYTES, lambda array: array.nbytes
+)
+_grey_tables: SizedLRU[tuple[Hashable, str, Window | None], np.ndarray] = SizedLRU(
+    GREY_TABLE_CACHE_BYTES, lambda table: table.nbytes
+)
+_pipelines: SizedLRU[str, Dataset] = SizedLRU(PIPELINE_CACHE_ENTRIES, lambda _: 1)
+
+
 # --- the pixel pipeline ---------------------------------------------------------------------------
 
 
-def pipeline_dataset(
-    attributes: Mapping[str, Any], vrs: Mapping[str, str] | None = None, frame_index: int = 0
-) -> Dataset:
-    """The attributes the pipeline reads, as a Dataset for pydicom's LUT helpers.
-
-    Values of an enhanced object's functional groups (shared, then this frame's) win.
-    """
+def pipeline_attributes(attributes: Mapping[str, Any], frame_index: int = 0) -> dict[str, Any]:
+    """The attributes the pipeline reads; values of an enhanced object's functional groups
+    (shared, then this frame's) win."""
     selected = {
         key: attributes[key] for key in _PIPELINE_KEYWORDS if attributes.get(key) is not None
     }
@@ -183,6 +201,18 @@ def pipeline_dataset(
         for macro, keywords in _FRAME_MACROS.items():
             item = (groups.get(macro) or [{}])[0]
             selected.update({k: item[k] for k in keywords if item.get(k) is not None})
+    return selected
+
+
+def pipeline_dataset(
+    attributes: Mapping[str, Any], vrs: Mapping[str, str] | None = None, frame_index: int = 0
+) -> Dataset:
+    """The attributes the pipeline reads (:func:`pipeline_attributes`), as a Dataset for
+    pydicom's LUT helpers."""
+    return _as_dataset(pipeline_attributes(attributes, frame_index), vrs)
+
+
+def _as_dataset(selected: Mapping[str, Any], vrs: Mapping[str, str] | None) -> Dataset:
     ds = attributes_to_dataset(selected, vrs)
     # The image-set metadata keeps binary values (LUT data) little endian, whatever the source.
     ds.file_meta = FileMetaDataset()
@@ -190,19 +220,78 @@ def pipeline_dataset(
     return ds
 
 
-def render_frame(frame: np.ndarray, ds: Dataset, window: Window | None = None) -> np.ndarray:
-    """Display pixels of one decoded frame: uint8, (rows, columns) grey or (rows, columns, 3)."""
-    photometric = str(ds.get("PhotometricInterpretation") or "MONOCHROME2").strip().upper()
+def pipeline_key(selected: Mapping[str, Any], vrs: Mapping[str, str] | None) -> str:
+    """A key equal for equal pipeline attributes (and the VRs *vrs* gives them): frames of a
+    series share it, and with it their pipeline dataset and grey tables."""
+    vrs = vrs or {}
+    return repr([(k, v, vrs.get(f"{tag_for_keyword(k):08X}")) for k, v in selected.items()])
+
+
+def cached_pipeline(
+    attributes: Mapping[str, Any], vrs: Mapping[str, str] | None, frame_index: int = 0
+) -> tuple[Dataset, str]:
+    """:func:`pipeline_dataset` and its :func:`pipeline_key`; the dataset is built once per
+    key (about 0.1 ms) and must not be changed."""
+    selected = pipeline_attributes(attributes, frame_index)
+    key = pipeline_key(selected, vrs)
+    ds = _pipelines.get(key)
+    if ds is None:
+        ds = _pipelines.put(key, _as_dataset(selected, vrs))
+    return ds, key
+
+
+def render_frame(
+    frame: np.ndarray, ds: Dataset, window: Window | None = None, key: Hashable | None = None
+) -> np.ndarray:
+    """Display pixels of one decoded frame: uint8, (rows, columns) grey or (rows, columns, 3).
+    *key* names what *ds* holds (see :func:`pipeline_key`): grey tables are kept under it."""
+    photometric = _photometric(ds)
     if frame.ndim == 2 and photometric == "PALETTE COLOR":
         return palette_to_rgb(frame, ds)
     if frame.ndim == 2:
-        grey = voi(modality_lut(frame, ds), ds, window)
-        return to_uint8(1.0 - grey if photometric == "MONOCHROME1" else grey)
+        return grey_to_uint8(frame, ds, window, key)
     rgb = colour_to_uint8(frame[..., :3], int(ds.get("BitsStored") or frame.dtype.itemsize * 8))
     if photometric in ("YBR_FULL", "YBR_FULL_422"):
         return convert_color_space(rgb, photometric, "RGB")
     # RGB, and YBR_ICT / YBR_RCT, which JPEG 2000 decoders already return as RGB.
     return rgb
+
+
+def grey_to_uint8(
+    frame: np.ndarray, ds: Dataset, window: Window | None = None, key: Hashable | None = None
+) -> np.ndarray:
+    """Grey stored values to display values: Modality LUT, VOI, MONOCHROME1 inversion.
+
+    Integers of up to 16 bits go through a table of the display value of every possible stored
+    value (65536 at most), computed by the same functions: one look-up a pixel instead of
+    several float64 passes over the frame, with the same result. Tables are kept by *key*, the
+    frame's type and the window, so the next frame of a series reuses them; a window spanning
+    the frame's own values is computed on the frame.
+    """
+    monochrome1 = _photometric(ds) == "MONOCHROME1"
+
+    def display(values: np.ndarray) -> np.ndarray:
+        unit = voi(modality_lut(values, ds), ds, window)
+        return to_uint8(1.0 - unit if monochrome1 else unit)
+
+    tabulable = frame.dtype.kind in "iu" and frame.dtype.itemsize <= 2
+    if not tabulable or (window is None and not ds.get("VOILUTSequence") and not object_window(ds)):
+        return display(frame)
+    # Entry i of the table is the display value of the stored value whose bytes are those of i
+    # (any byte order: the frame's bytes are read the same way to index it).
+    unsigned = np.dtype(f"u{frame.dtype.itemsize}")
+    table_key = (key, frame.dtype.str, window)
+    table = None if key is None else _grey_tables.get(table_key)
+    if table is None:
+        every_value = np.arange(2 ** (8 * frame.dtype.itemsize), dtype=unsigned)
+        table = display(every_value.view(frame.dtype))
+        if key is not None:
+            _grey_tables.put(table_key, table)
+    return np.take(table, frame.view(unsigned))
+
+
+def _photometric(ds: Dataset) -> str:
+    return str(ds.get("PhotometricInterpretation") or "MONOCHROME2").strip().upper()
 
 
 def modality_lut(frame: np.ndarray, ds: Dataset) -> np.ndarray:
@@ -424,14 +513,22 @@ def render_picture(
     attributes: dict[str, Any],
     vrs: Mapping[str, str] | None,
     request: RenderRequest,
+    frame_key: Hashable | None = None,
 ) -> Image.Image:
     """Frame *index* (0-based), given as its stored bytes, rendered and fitted to the viewport.
     For a GIF it comes already in the mode GIF keeps (a palette for colour, grey otherwise),
-    one byte a pixel. CPU-bound: run it off the event loop."""
+    one byte a pixel. A *frame_key* naming the stored frame (it must name the same bytes for
+    ever) keeps the decoded frame for the next request. CPU-bound: run it off the event loop."""
     columns, rows = int(attributes["Columns"]), int(attributes["Rows"])
     reduction = reduction_for(request.viewport, columns, rows)
-    array = decode_reduced(blob, transfer_syntax_uid, attributes, reduction)
-    image = render_frame(array, pipeline_dataset(attributes, vrs, index), request.window)
+    array = None if frame_key is None else _decoded.get((frame_key, reduction))
+    if array is None:
+        array = decode_reduced(blob, transfer_syntax_uid, attributes, reduction)
+        if frame_key is not None:
+            array.flags.writeable = False  # shared by the requests that find it
+            _decoded.put((frame_key, reduction), array)
+    ds, key = cached_pipeline(attributes, vrs, index)
+    image = render_frame(array, ds, request.window, key)
     picture = fit_viewport(image, request.viewport, (columns, rows))
     return gif_picture(picture) if request.media_type == GIF else picture
 

@@ -213,6 +213,7 @@ async def _render(
                 record.attributes,
                 record.vrs,
                 parameters,
+                f"{record.image_set_id}/{_frame_id(record, number)}",
             )
 
         jobs = (partial(one, number) for number in numbers)
