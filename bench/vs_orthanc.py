@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -529,6 +531,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     warnings.simplefilter("ignore")
+    # A terminated run still stops its servers and removes its folder (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     peers.install()
     work = Path(tempfile.mkdtemp(prefix="dwp-vs-orthanc-"))
     started = time.monotonic()
