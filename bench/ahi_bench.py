@@ -40,6 +40,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import children, cpu_seconds, stop_process
+
 from dicomweb_proxy.config import load_settings
 from dicomweb_proxy.ingest.importer import Importer
 from dicomweb_proxy.samples import generate_ct_series
@@ -100,31 +102,14 @@ class Process:
     name: str
 
     def stop(self) -> None:
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+        stop_process(self.popen)
 
     def pids(self) -> list[int]:
         """The process and its children (uvicorn's worker processes)."""
-        try:
-            path = Path(f"/proc/{self.popen.pid}/task/{self.popen.pid}/children")
-            children = [int(pid) for pid in path.read_text().split()]
-        except OSError:
-            children = []
-        return [self.popen.pid, *children]
+        return [self.popen.pid, *children(self.popen.pid)]
 
     def cpu_seconds(self) -> float:
-        total = 0
-        for pid in self.pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pids())
 
 
 def wait_until_up(process: Process, probe: str, log: Path) -> Process:
