@@ -38,7 +38,7 @@ def parse(body: bytes, boundary: str) -> list[tuple[str, bytes]]:
 def test_known_parts_frame_each_payload_unchanged():
     boundary = multipart.new_boundary()
     parts = [(f"image/jphc; transfer-syntax=1.{n}", p) for n, p in enumerate(PAYLOADS)]
-    chunks = multipart.known_parts(parts, boundary)
+    chunks = multipart.known_parts([(kind, [payload]) for kind, payload in parts], boundary)
     assert all(any(chunk is payload for chunk in chunks) for payload in PAYLOADS if payload)
     assert parse(b"".join(chunks), boundary) == parts
 
@@ -59,7 +59,8 @@ def test_streamed_parts_match_known_parts():
 
     streamed = asyncio.run(collect())
     expected = [(f"application/dicom; n={n}", data) for n, data in enumerate(PAYLOADS)]
-    assert streamed == b"".join(multipart.known_parts(expected, boundary))
+    known = [(kind, [data[:3], data[3:]]) for kind, data in expected]
+    assert streamed == b"".join(multipart.known_parts(known, boundary))
     assert multipart.content_type("image/jphc", boundary).endswith(f"boundary={boundary}")
     assert multipart.new_boundary() != boundary
 
@@ -160,3 +161,21 @@ def test_a_stored_frame_no_codec_decodes_is_406_for_a_transcode(caplog):
     ]
     # The stored bytes need no codec.
     assert asyncio.run(retrieval.frame(record, 1, ts.HTJ2K_LOSSLESS_RPCL)) == b"\x00" * 16
+
+
+def test_part10_headers_are_kept_per_image_set_version():
+    attributes = {"SOPClassUID": "1.2.840.10008.5.1.4.1.1.7", "SOPInstanceUID": "3"}
+    record = InstanceRecord("0" * 32, "1", "2", "3", attributes, {}, ts.EXPLICIT_VR_LE, (), 1)
+    retrieval = Retrieval(None, None, Capacity.create(1, 1, 1))  # type: ignore[arg-type]
+
+    async def headers(*records: InstanceRecord):
+        return [await retrieval.part10_header(r, ts.EXPLICIT_VR_LE) for r in records]
+
+    newer = InstanceRecord(*[getattr(record, f) for f in record.__slots__][:-1], 2)
+    unversioned = InstanceRecord(*[getattr(record, f) for f in record.__slots__][:-1], None)
+    first, again, other, loose, loose_again = asyncio.run(
+        headers(record, record, newer, unversioned, unversioned)
+    )
+    assert first is again  # kept
+    assert other is not first and other.head == first.head  # another version: built anew
+    assert loose is not loose_again  # no version to key it by: never kept

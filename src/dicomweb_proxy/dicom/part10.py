@@ -91,6 +91,10 @@ class Part10:
         self._native_vr = self._native_vr_for(int_attribute(attributes, "BitsAllocated", 8))
 
     @property
+    def size(self) -> int:
+        return len(self.head) + len(self.tail) + 200
+
+    @property
     def pixel_tag(self) -> int | None:
         return _PIXEL_ELEMENTS[self.pixel_keyword][0] if self.pixel_keyword else None
 

@@ -39,12 +39,13 @@ def _close(boundary: str, empty: bool) -> bytes:
     return lead + f"--{boundary}--\r\n".encode("ascii")
 
 
-def known_parts(parts: Sequence[tuple[str, bytes]], boundary: str) -> list[bytes]:
-    """Chunks of a body whose parts are all in hand: (content type, payload) each."""
+def known_parts(parts: Sequence[tuple[str, Sequence[bytes]]], boundary: str) -> list[bytes]:
+    """Chunks of a body whose parts are all in hand: (content type, payload chunks) each; the
+    payloads are not copied."""
     chunks: list[bytes] = []
     for index, (part_content_type, payload) in enumerate(parts):
         chunks.append(_head(boundary, part_content_type, index == 0))
-        chunks.append(payload)
+        chunks.extend(payload)
     chunks.append(_close(boundary, not parts))
     return chunks
 

@@ -203,18 +203,13 @@ async def _render(
     try:
         render.check_output(len(numbers), columns, rows, parameters)
 
+        if len(numbers) == 1:  # one thread hop: render and encode together
+            blob = await source.frame(record, numbers[0], record.transfer_syntax)
+            return await source.capacity.codec.run(_still, record, numbers[0], blob, parameters)
+
         async def one(number: int) -> Image.Image:
             blob = await source.frame(record, number, record.transfer_syntax)
-            return await source.capacity.codec.run(
-                render.render_picture,
-                number - 1,
-                blob,
-                record.transfer_syntax,
-                record.attributes,
-                record.vrs,
-                parameters,
-                f"{record.image_set_id}/{_frame_id(record, number)}",
-            )
+            return await source.capacity.codec.run(_picture, record, number, blob, parameters)
 
         jobs = (partial(one, number) for number in numbers)
         async with aclosing(prefetched(jobs, window=source.frames.window)) as pictures:
@@ -231,6 +226,28 @@ async def _render(
             f"{error}; it cannot be rendered: retrieve the frame in its stored transfer syntax"
             f" (.../frames/{{n}} with transfer-syntax=*) instead",
         ) from None
+
+
+def _picture(
+    record: InstanceRecord, number: int, blob: bytes, parameters: render.RenderRequest
+) -> Image.Image:
+    """Frame *number* (its stored bytes *blob*) rendered, before encoding."""
+    return render.render_picture(
+        number - 1,
+        blob,
+        record.transfer_syntax,
+        record.attributes,
+        record.vrs,
+        parameters,
+        f"{record.image_set_id}/{_frame_id(record, number)}",
+    )
+
+
+def _still(
+    record: InstanceRecord, number: int, blob: bytes, parameters: render.RenderRequest
+) -> bytes:
+    picture = _picture(record, number, blob, parameters)
+    return render.encode_pictures([picture], parameters, record.attributes)
 
 
 # --- query parameters (PS3.18 8.3.5.1) --------------------------------------------------------

@@ -21,6 +21,7 @@ from ..dicom.part10 import native_length
 from ..retrieve.bulk import PIXEL_PATHS
 from ..retrieve.metadata import BodyWriter, Fragment
 from ..retrieve.part10_stream import (
+    OFFSET_TABLE_MAX_FRAMES,
     concatenable,
     frame_syntaxes,
     instance_syntaxes,
@@ -117,7 +118,10 @@ async def _metadata_body(writer: BodyWriter, fragments: AsyncIterator[Fragment])
 async def instances(request: Request) -> Response:
     study_uid, series_uid, sop_uid = _uids(request)
     context = retrieval(request)
-    records = await context.load(await context.plan(study_uid, series_uid, sop_uid))
+    if series_uid is not None and sop_uid is not None:  # from the kept documents, as frames
+        records = [await context.instance(study_uid, series_uid, sop_uid)]
+    else:
+        records = await context.load(await context.plan(study_uid, series_uid, sop_uid))
     ranges = acceptable(request)
     single = sop_uid is not None
     offers = [negotiate(ranges, instance_offers(record, single)) for record in records]
@@ -131,15 +135,23 @@ async def instances(request: Request) -> Response:
         multipart.Part(offer.part_content_type(), context.part10(record, syntax, frames))
         for record, offer, syntax in zip(records, offers, syntaxes, strict=True)
     ]
+    headers = {"Vary": "Accept"}
+    if single and len(records[0].frame_ids) <= OFFSET_TABLE_MAX_FRAMES:
+        # One instance of a few frames: in hand already, sent without a streaming task.
+        chunks = [chunk async for chunk in parts[0].payload]
+        if not offers[0].multipart:
+            return multipart.ChunksResponse(chunks, 200, headers, parts[0].content_type)
+        boundary = multipart.new_boundary()
+        body = multipart.known_parts([(parts[0].content_type, chunks)], boundary)
+        return multipart.ChunksResponse(body, 200, headers, multipart.content_type(DICOM, boundary))
     if not offers[0].multipart:
-        return StreamingResponse(
-            parts[0].payload, headers={"Vary": "Accept"}, media_type=parts[0].content_type
-        )
+        payload = parts[0].payload
+        return StreamingResponse(payload, headers=headers, media_type=parts[0].content_type)
     boundary = multipart.new_boundary()
     return StreamingResponse(
         multipart.stream_parts(aiter_of(parts), boundary),
         media_type=multipart.content_type(DICOM, boundary),
-        headers={"Vary": "Accept"},
+        headers=headers,
     )
 
 
@@ -325,7 +337,7 @@ def _payload_response(
     if not offer.multipart:
         return multipart.ChunksResponse([payload], status, headers, offer.part_content_type())
     boundary = multipart.new_boundary()
-    chunks = multipart.known_parts([(offer.part_content_type(), payload)], boundary)
+    chunks = multipart.known_parts([(offer.part_content_type(), [payload])], boundary)
     return multipart.ChunksResponse(
         chunks, status, headers, multipart.content_type(offer.media_type, boundary)
     )

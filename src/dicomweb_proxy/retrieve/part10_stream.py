@@ -3,9 +3,8 @@ rest of the data set, and which transfer syntaxes an instance or its frames can 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from ..capacity import Limiter
 from ..dicom import transcode
 from ..dicom import transfer_syntax as ts
 from ..dicom.part10 import (
@@ -75,13 +74,21 @@ def concatenable(record: InstanceRecord) -> bool:
     )
 
 
+def part10_header(record: InstanceRecord, syntax: str) -> Part10:
+    """The instance's non-pixel bytes written as *syntax*, with the attributes it changes."""
+    changes = transcode.changed_attributes(record.transfer_syntax, syntax, record.attributes)
+    return Part10(record.attributes, record.vrs, syntax, changes)
+
+
 async def object_chunks(
-    record: InstanceRecord, syntax: str, frames: AsyncIterator[bytes], codec: Limiter
+    record: InstanceRecord,
+    syntax: str,
+    frames: AsyncIterator[bytes],
+    header: Callable[[InstanceRecord, str], Awaitable[Part10]],
 ) -> AsyncIterator[bytes]:
     """The instance as a Part 10 object in *syntax*, taking its frames (already in *syntax*)
-    from *frames*; the header is encoded on *codec*'s threads."""
-    changes = transcode.changed_attributes(record.transfer_syntax, syntax, record.attributes)
-    part10 = await codec.run(Part10, record.attributes, record.vrs, syntax, changes)
+    from *frames* and its header from *header* (when its turn comes)."""
+    part10 = await header(record, syntax)
     yield part10.head
     count = len(record.frame_ids)
     if count and part10.is_encapsulated:

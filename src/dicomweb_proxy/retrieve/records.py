@@ -41,6 +41,9 @@ class InstanceRecord:
     vrs: dict[str, str]
     transfer_syntax: str
     frame_ids: tuple[str, ...]
+    #: The image-set version the attributes are from (None: not known, e.g. a layout that
+    #: keeps no versions); an instance's data never changes within one version.
+    version: int | None = None
 
     @property
     def key(self) -> InstanceKey:

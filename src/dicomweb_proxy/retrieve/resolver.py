@@ -324,7 +324,7 @@ class Resolver:
         record = document.records.get(key)
         if record is not None:
             return record
-        record = _resolve(document.image_set_id, document.metadata, key)
+        record = _resolve(document.image_set_id, document.version, document.metadata, key)
         if record is None:
             return None
         size = sys.getsizeof(record.attributes) + sys.getsizeof(record.vrs)
@@ -377,7 +377,7 @@ class Resolver:
 
 
 def _resolve(
-    image_set_id: str, metadata: dict[str, Any], key: InstanceKey
+    image_set_id: str, version: int | None, metadata: dict[str, Any], key: InstanceKey
 ) -> InstanceRecord | None:
     """The instance as the store holds it; None when the document does not hold it."""
     study_uid, series_uid, sop_uid = key
@@ -395,4 +395,5 @@ def _resolve(
         vrs=vrs,
         transfer_syntax=block.get("StoredTransferSyntaxUID") or ts.HTJ2K_LOSSLESS_RPCL,
         frame_ids=tuple(str(frame["ID"]) for frame in block.get("ImageFrames") or ()),
+        version=version,
     )

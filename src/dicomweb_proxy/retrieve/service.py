@@ -13,7 +13,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass
 from functools import partial
 
+from ..cache import SizedLRU
 from ..capacity import Capacity
+from ..dicom.part10 import Part10
 from ..stores.base import ImageSetStore
 from .bulk import bulk_value
 from .frames import STORED_CACHE_BYTES, TRANSCODED_CACHE_BYTES, FrameSource
@@ -26,12 +28,14 @@ from .metadata import (
     fragment_key,
     fragment_rows,
 )
-from .part10_stream import object_chunks
+from .part10_stream import object_chunks, part10_header
 from .prefetch import prefetched, started
 from .records import FrameGone, InstanceRecord, NotFound, Plan, UndecodableFrame, describe
 from .resolver import RESOLVER_CACHE_BYTES, IndexLookups, Resolver
 
 log = logging.getLogger("dicomweb_proxy.retrieve")
+#: Part 10 headers (a few KB an instance) kept per worker process and datastore.
+PART10_HEADER_CACHE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class CacheBudgets:
     stored_frames: int = STORED_CACHE_BYTES
     transcoded_frames: int = TRANSCODED_CACHE_BYTES
     metadata_bodies: int = METADATA_CACHE_BYTES
+    part10_headers: int = PART10_HEADER_CACHE_BYTES
 
 
 class Retrieval:
@@ -61,6 +66,9 @@ class Retrieval:
             transcoded_cache_bytes=budgets.transcoded_frames,
         )
         self.metadata = MetadataCache(budgets.metadata_bodies)
+        self._headers: SizedLRU[tuple[str, int | None, str, str], Part10] = SizedLRU(
+            budgets.part10_headers, size_of=lambda header: header.size
+        )
 
     async def plan(
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
@@ -110,7 +118,18 @@ class Retrieval:
         self, record: InstanceRecord, syntax: str, frames: AsyncIterator[bytes]
     ) -> AsyncIterator[bytes]:
         """The instance as a Part 10 object in *syntax*, its frames taken from *frames*."""
-        return object_chunks(record, syntax, frames, self.capacity.codec)
+        return object_chunks(record, syntax, frames, self.part10_header)
+
+    async def part10_header(self, record: InstanceRecord, syntax: str) -> Part10:
+        """The instance's Part 10 header in *syntax*, encoded on the codec pool once per
+        image-set version and kept."""
+        key = (record.image_set_id, record.version, record.sop_uid, syntax)
+        if record.version is not None:
+            kept = self._headers.get(key)
+            if kept is not None:
+                return kept
+        header = await self.capacity.codec.run(part10_header, record, syntax)
+        return self._headers.put(key, header) if record.version is not None else header
 
     def metadata_etag(self, plan: Plan, base_url: str) -> str:
         return body_etag(plan, base_url)
