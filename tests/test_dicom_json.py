@@ -313,3 +313,22 @@ _KEYS = st.sampled_from(
 @given(st.dictionaries(_KEYS, _VALUES, max_size=6))
 def test_any_values_convert_without_raising(attributes):
     orjson.dumps(to_dicom_json(attributes))
+
+
+def test_kept_conversions_tell_values_apart():
+    """Conversions are kept by the value's text: 1, 1.0 and "1" are not one value."""
+    cases = [
+        ({"SliceThickness": "1"}, {"00180050": {"vr": "DS", "Value": [1]}}),
+        ({"SliceThickness": "1.0"}, {"00180050": {"vr": "DS", "Value": [1.0]}}),
+        ({"SliceThickness": 1.5}, {"00180050": {"vr": "DS", "Value": [1.5]}}),
+        ({"SliceThickness": 1}, {"00180050": {"vr": "DS", "Value": [1]}}),
+        ({"PixelSpacing": ["0.5", "0.5"]}, {"00280030": {"vr": "DS", "Value": [0.5, 0.5]}}),
+        ({"PixelSpacing": "0.5\\0.5"}, {"00280030": {"vr": "DS", "Value": [0.5, 0.5]}}),
+        ({"InstanceNumber": "7"}, {"00200013": {"vr": "IS", "Value": [7]}}),
+        ({"PatientName": "A^B"}, {"00100010": {"vr": "PN", "Value": [{"Alphabetic": "A^B"}]}}),
+    ]
+    for _ in range(2):  # the second time from the kept conversions
+        for attributes, expected in cases:
+            converted = to_dicom_json(attributes)
+            assert converted == expected, attributes
+            assert orjson.dumps(converted) == orjson.dumps(expected), attributes

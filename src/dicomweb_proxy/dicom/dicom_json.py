@@ -28,6 +28,10 @@ _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _JSON_SAFE_INTEGER = 2**53 - 1
+#: Converted values kept (_kept_values), of at most _MAX_KEPT_TEXT characters: a few MB.
+_MAX_KEPT = 32_768
+_MAX_KEPT_TEXT = 256
+_KEPT: dict[tuple[str, bool, str], dict] = {}
 # Repeating-group keywords (OverlayData, CurveData, ...) name the group's first instance.
 _REPEATER_TAGS = {
     entry[4]: int(mask.replace("x", "0"), 16) for mask, entry in RepeatersDictionary.items()
@@ -99,10 +103,32 @@ def _dataset(
         elif vr in _BINARY_VRS:
             element = _binary(tag, vr, value, path, bulk_data_uri, limit)
         else:
-            element = _values(vr, value, multiple)
+            element = _kept_values(vr, value, multiple)
         if element is not None:
             out[tag] = element
     return dict(sorted(out.items()))
+
+
+def _kept_values(vr: str, value: Any, multiple: bool) -> dict:
+    """:func:`_values`, kept: most attributes of an instance are its patient's, study's and
+    series' and convert alike for every instance. Callers must not change what it returns.
+    Keyed by the value's text (repr tells 1, 1.0 and "1" apart); long values, mappings and
+    sequences are not kept."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int | float) or (isinstance(value, list) and len(value) <= 16):
+        text = repr(value)
+    else:
+        return _values(vr, value, multiple)
+    if len(text) > _MAX_KEPT_TEXT:
+        return _values(vr, value, multiple)
+    key = (vr, multiple, text)
+    element = _KEPT.get(key)
+    if element is None:
+        if len(_KEPT) >= _MAX_KEPT:
+            _KEPT.clear()  # rare: a fresh start costs one conversion per value
+        element = _KEPT[key] = _values(vr, value, multiple)
+    return element
 
 
 def _values(vr: str, value: Any, multiple: bool) -> dict:
