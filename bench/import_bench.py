@@ -3,7 +3,8 @@
 Measured in one run, best of --rounds each (a shared machine only ever slows a run down):
 
 - `Importer.run` (what `dicomweb-proxy import` runs) transcoding to HTJ2K, and with
-  `--keep-original`; with the CPU time per instance of its parser processes and of the writer;
+  `--keep-original`; with the CPU time per instance of its worker processes (parsing, encoding,
+  writing and indexing series) and of the parent process;
 - Orthanc (`apt-get install orthanc`) ingesting the same files through `POST /instances` from
   --clients concurrent clients, with its index and storage in a temporary folder;
 - the HTJ2K encode rate of one core on the same frames (`encode_htj2k`, as the importer calls

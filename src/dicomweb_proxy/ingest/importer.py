@@ -38,7 +38,7 @@ from .parse import ParsedFile, ParseFailure, parse_file
 #: re-indexes the whole series, so a series arriving in one run is best written once.
 BATCH_INSTANCES = 2048
 #: Parsed instances waiting to be written, all series together, before every one is written.
-PENDING_INSTANCES = 8192
+PENDING_INSTANCES = 4096
 #: Frame bytes this process holds (frames not staged as files) before every series is written.
 BATCH_BYTES = 256 * 1024 * 1024
 #: A series is written once this many files of other series arrived after its last one (and
