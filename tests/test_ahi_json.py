@@ -91,3 +91,24 @@ def test_private_tags_in_sequence_items_keep_their_vr():
     copy = attributes_to_dataset(orjson.loads(orjson.dumps(attributes)))
     assert copy.ReferencedStudySequence[0][0x00111001].VR == "US"
     assert copy.ReferencedStudySequence[0][0x00111001].value == 7
+
+
+def test_a_memo_changes_no_value():
+    """Elements taken from the memo (files read twice, after every other file) encode as
+    without it, and a file's values are its own (lists are not shared between files)."""
+    memo: dict = {}
+    paths = bundled_files()
+    for path in [*paths, *paths]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = dataset_to_attributes(pydicom.dcmread(path))
+            remembered = dataset_to_attributes(pydicom.dcmread(path), memo)
+        assert remembered == expected, path.name
+    assert memo
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first, _ = dataset_to_attributes(pydicom.dcmread(paths[0]), memo)
+        again, _ = dataset_to_attributes(pydicom.dcmread(paths[0]), memo)
+    lists = [key for key, value in first.items() if isinstance(value, list) and value]
+    assert lists
+    assert all(first[key] is not again[key] for key in lists)

@@ -75,3 +75,45 @@ def test_htj2k_frames_list_every_resolution():
     assert sizes == [(12, 16), (24, 32), (48, 64), (96, 128), (192, 256)]
     assert (frame.min_value, frame.max_value) == (pixels.min(), pixels.max())
     assert frame.size_in_bytes == pixels.nbytes
+
+
+def native_dataset(pixels: np.ndarray, bits_stored: int, frames: int = 1) -> Dataset:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ts.EXPLICIT_VR_LE
+    ds.Rows, ds.Columns = pixels.shape[-3:-1] if pixels.ndim == 4 else pixels.shape[-2:]
+    ds.SamplesPerPixel = pixels.shape[-1] if pixels.ndim == 4 else 1
+    ds.PhotometricInterpretation = "RGB" if ds.SamplesPerPixel == 3 else "MONOCHROME2"
+    if ds.SamplesPerPixel == 3:
+        ds.PlanarConfiguration = 0
+    ds.BitsAllocated = pixels.dtype.itemsize * 8
+    ds.BitsStored, ds.HighBit = bits_stored, bits_stored - 1
+    ds.PixelRepresentation = int(pixels.dtype.kind == "i")
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    ds.PixelData = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
+    return ds
+
+
+@pytest.mark.parametrize(
+    "pixels, bits_stored",
+    [
+        pytest.param(np.arange(-600, 600, dtype=np.int16).reshape(3, 20, 20), 12, id="signed"),
+        pytest.param(np.arange(1200, dtype=np.uint16).reshape(3, 20, 20) | 0x4000, 12, id="high"),
+        pytest.param(np.arange(3600, dtype=np.uint32).reshape(3, 20, 20, 3) % 251, 8, id="rgb"),
+        pytest.param(np.arange(-50, 50, dtype=np.int8).reshape(1, 10, 10) * 2, 8, id="bytes"),
+    ],
+)
+@pytest.mark.parametrize("keep_original", [False, True], ids=["htj2k", "original"])
+def test_uncompressed_frames_are_what_pydicom_decodes(pixels, bits_stored, keep_original):
+    """Frames read straight from little-endian pixel data equal pydicom's decoding, also when
+    unused high bits are set (pydicom clears them) and for several frames."""
+    ds = native_dataset(pixels, bits_stored, frames=len(pixels))
+    expected = source_frames(ds)
+    stored = store_pixels(ds, keep_original=keep_original)
+    attributes, _ = dataset_to_attributes(ds)
+    assert len(stored.frames) == len(expected)
+    for frame, reference in zip(stored.frames, expected, strict=True):
+        decoded = decode_frame(frame.data, stored.transfer_syntax_uid, attributes)
+        np.testing.assert_array_equal(decoded, reference)
+        assert (frame.min_value, frame.max_value) == (reference.min(), reference.max())

@@ -22,6 +22,7 @@ from dicomweb_proxy.index import schema
 from dicomweb_proxy.ingest.importer import Importer, find_files, image_set_id_for
 from dicomweb_proxy.samples import generate_sample_studies
 from dicomweb_proxy.services import open_services
+from dicomweb_proxy.stores.base import ImageSetNotFound
 
 from .pydicom_files import bundled_files
 from .test_ahi_json import assert_same_elements
@@ -221,9 +222,9 @@ def test_pydicom_files_import(tmp_path):
 
 
 def test_small_batches_commit_during_the_run(tmp_path, sample_files, monkeypatch):
-    """The in-memory bound counts staged frames too: with a tiny bound every file is its own
-    image-set version, written while the run goes on."""
-    monkeypatch.setattr("dicomweb_proxy.ingest.importer.BATCH_BYTES", 1)
+    """With a batch bound of one instance every file is its own image-set version, written
+    while the run goes on."""
+    monkeypatch.setattr("dicomweb_proxy.ingest.importer.BATCH_INSTANCES", 1)
     ct = sorted(p for p in sample_files if read(p).Modality == "CT")
     series_uid = read(ct[0]).SeriesInstanceUID
     series = [p for p in ct if read(p).SeriesInstanceUID == series_uid][:3]
@@ -248,5 +249,69 @@ def test_a_failed_run_leaves_no_staged_frames(tmp_path, sample_files, monkeypatc
         with pytest.raises(RuntimeError):
             Importer(services.store, services.index, workers=2).run(sample_files)
         assert list(services.store.staging_dir.iterdir()) == []
+    finally:
+        services.close()
+
+
+def series_of(sample_files, count: int) -> list[list[Path]]:
+    """*count* series of ten files or more (the longest last), each in file order."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(sample_files):
+        found.setdefault(str(read(path).SeriesInstanceUID), []).append(path)
+    chosen = sorted((files for files in found.values() if len(files) >= 10), key=len)
+    assert len(chosen) >= count
+    return chosen[: count - 1] + chosen[-1:]  # the longest last
+
+
+def image_set_of(path: Path) -> str:
+    ds = read(path)
+    return image_set_id_for(str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_series_is_written_once_as_soon_as_others_follow_it(
+    tmp_path, sample_files, monkeypatch, workers
+):
+    """Folders are walked in order, so files of a series arrive together: each series is one
+    version, written while the files after it are parsed, not at the end of the run."""
+    monkeypatch.setattr("dicomweb_proxy.ingest.importer.IDLE_FILES", 2)
+    first, second = series_of(sample_files, 2)
+    services = open_test_services(tmp_path)
+    seen_during_run = []
+
+    def progress(_n):
+        if not seen_during_run:
+            try:
+                services.store.get_image_set(image_set_of(first[0]))
+                seen_during_run.append(True)
+            except ImageSetNotFound:
+                pass
+
+    try:
+        report = Importer(services.store, services.index, workers=workers).run(
+            first + second, progress=progress
+        )
+        assert report.imported == len(first) + len(second)
+        for series in (first, second):
+            assert services.store.get_image_set(image_set_of(series[0])).version == 1
+        if workers == 1:  # written in this process: visible at once
+            assert seen_during_run
+    finally:
+        services.close()
+
+
+def test_interleaved_series_are_still_written_once_each(tmp_path, sample_files, monkeypatch):
+    """Files of two series in turns of three: neither looks finished while the other's files
+    arrive, since each waits eight times its usual gap."""
+    monkeypatch.setattr("dicomweb_proxy.ingest.importer.IDLE_FILES", 2)
+    first, second = (files[:9] for files in series_of(sample_files, 2))
+    interleaved = [
+        path for turn in range(3) for files in (first, second) for path in files[turn * 3 :][:3]
+    ]
+    services = open_test_services(tmp_path)
+    try:
+        Importer(services.store, services.index, workers=1).run(interleaved)
+        for series in (first, second):
+            assert services.store.get_image_set(image_set_of(series[0])).version == 1
     finally:
         services.close()

@@ -92,3 +92,46 @@ def test_every_version_s_metadata_is_kept(tmp_path):
     for missing in (0, 3, -1):
         with pytest.raises(ImageSetNotFound, match=f"version {missing}"):
             store.get_image_set_metadata(IMAGE_SET, missing)
+
+
+def test_frames_are_synced_before_they_are_renamed_into_place(tmp_path, monkeypatch):
+    """Staged frames (and frames given as bytes) reach the disk before the version that lists
+    them is committed: a crash after the commit cannot lose a frame."""
+    store = LocalStore(tmp_path, "ds")
+    staged = store.staging_dir / "staged-frame"
+    staged.write_bytes(b"staged")
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor):
+        events.append(("sync", os.readlink(f"/proc/self/fd/{descriptor}")))
+        return real_fsync(descriptor)
+
+    def replace(src, dst):
+        events.append(("rename", str(src)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    store.put_image_set(IMAGE_SET, metadata(FRAME, "1" * 32), {FRAME: staged, "1" * 32: b"given"})
+    frames = [path for kind, path in events if kind == "rename" and "json" not in path]
+    assert len(frames) == 2
+    for path in frames:
+        assert events.index(("sync", path)) < events.index(("rename", path))
+    assert store.get_image_frame(IMAGE_SET, FRAME) == b"staged"
+    assert store.get_image_frame(IMAGE_SET, "1" * 32) == b"given"
+    assert list(store.staging_dir.iterdir()) == []
+
+
+def test_a_refused_write_keeps_the_staged_frames_for_the_retry(tmp_path):
+    store = LocalStore(tmp_path, "ds")
+    store.put_image_set(IMAGE_SET, metadata(), {}, expected_version=0)
+    staged = store.staging_dir / "staged-frame"
+    staged.write_bytes(b"staged")
+    with pytest.raises(VersionConflict):
+        store.put_image_set(
+            IMAGE_SET, metadata(FRAME), {FRAME: staged, "1" * 32: b"given"}, expected_version=0
+        )
+    assert list(store.staging_dir.iterdir()) == [staged]  # the bytes' temporary file is gone
+    store.put_image_set(IMAGE_SET, metadata(FRAME), {FRAME: staged}, expected_version=1)
+    assert store.get_image_frame(IMAGE_SET, FRAME) == b"staged"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -32,10 +33,23 @@ VRS_KEY = "DICOMVRs"
 _WORD_SIZE = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
-def dataset_to_attributes(ds: Dataset) -> tuple[dict[str, Any], dict[str, str]]:
+#: Encoded elements by what their encoding depends on (see :func:`dataset_to_attributes`).
+Memo = dict[tuple[Any, ...], tuple[str, str | None, Any]]
+#: Raw values longer than this are encoded every time (they rarely repeat).
+MEMO_VALUE_BYTES = 256
+#: Entries a memo holds at most (one per distinct short value: instance UIDs too).
+MEMO_ENTRIES = 65536
+
+
+def dataset_to_attributes(
+    ds: Dataset, memo: Memo | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Return the AHI attribute block of *ds* and the VRs of its number-keyed tags.
 
-    File meta attributes are included (except the group length), as AHI does.
+    File meta attributes are included (except the group length), as AHI does. With *memo*, an
+    element whose raw bytes, tag, VR, byte order and character set were met before takes the
+    value encoded then: files of one series share most of their elements, and pydicom's value
+    conversion is most of the cost.
     """
     attributes: dict[str, Any] = {}
     vrs: dict[str, str] = {}
@@ -44,9 +58,52 @@ def dataset_to_attributes(ds: Dataset) -> tuple[dict[str, Any], dict[str, str]]:
     if file_meta is not None:
         for elem in file_meta:
             _add_element(attributes, vrs, elem, ds, big_endian)
+    charset = _charset_key(ds) if memo is not None else None
     for tag in ds.keys():  # noqa: SIM118 - iterating ds itself would convert values first
-        _add_element(attributes, vrs, _element_or_raw_text(ds, tag), ds, big_endian)
+        key = _memo_key(ds.get_item(tag), charset) if memo is not None else None
+        known = memo.get(key) if memo is not None and key is not None else None
+        if known is None:
+            known = _add_element(attributes, vrs, _element_or_raw_text(ds, tag), ds, big_endian)
+            if memo is not None and key is not None and known is not None:
+                if len(memo) >= MEMO_ENTRIES:
+                    memo.clear()  # values of files long gone: the next series refills it
+                memo[key] = (known[0], known[1], _own(known[2]))
+            continue
+        name, vr, value = known
+        attributes[name] = _own(value)
+        if vr is not None:
+            vrs[f"{int(tag):08X}"] = vr
     return attributes, vrs
+
+
+def _own(value: Any) -> Any:
+    """A copy of a remembered list of scalars (sequences are never remembered): each file has
+    its own."""
+    return list(value) if isinstance(value, list) else value
+
+
+def _charset_key(ds: Dataset) -> tuple[str, ...] | str:
+    charset = ds.original_character_set
+    return charset if isinstance(charset, str) else tuple(charset)
+
+
+def _memo_key(raw: DataElement | RawDataElement, charset: Any) -> tuple[Any, ...] | None:
+    """What encoding *raw* depends on, or None when that includes more of the dataset: an
+    element already converted, a sequence, an ambiguous VR, or a private tag of unknown VR."""
+    if not isinstance(raw, RawDataElement) or raw.value is None:
+        return None
+    if len(raw.value) > MEMO_VALUE_BYTES or raw.VR == "SQ":
+        return None
+    if raw.VR in (None, "UN"):  # pydicom looks the VR up: in the private creator's block, or
+        if raw.tag.is_private:  # in the dictionary (ambiguous ones by other elements' values)
+            return None
+        try:
+            looked_up = dictionary_VR(raw.tag)
+        except KeyError:
+            looked_up = "UN"
+        if " or " in looked_up or looked_up == "SQ":
+            return None
+    return raw.tag, raw.VR, raw.value, raw.is_little_endian, charset
 
 
 def _element_or_raw_text(ds: Dataset, tag: BaseTag) -> DataElement:
@@ -68,18 +125,21 @@ def _add_element(
     elem: DataElement,
     ds: Dataset,
     big_endian: bool,
-) -> None:
+) -> tuple[str, str | None, Any] | None:
+    """Add *elem* to the block; return its key, its VR when recorded, and its value."""
     tag = elem.tag
     if tag.element == 0 or tag in (0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD):
-        return
+        return None
     if " or " in elem.VR:
         elem = correct_ambiguous_vr_element(elem, ds, not big_endian)
     key, numbered = _key_for(tag, elem.VR)
     if numbered:
         vrs[f"{int(tag):08X}"] = elem.VR
-    attributes[key] = None if tag in PIXEL_TAGS else _encode_value(elem, ds, big_endian)
+    value = attributes[key] = None if tag in PIXEL_TAGS else _encode_value(elem, ds, big_endian)
+    return key, elem.VR if numbered else None, value
 
 
+@lru_cache(maxsize=4096)  # a dictionary look-up per element of every file imported
 def _key_for(tag: BaseTag, vr: str) -> tuple[str, bool]:
     """Return the block key for *tag* and whether its VR must be recorded in DICOMVRs."""
     if not tag.is_private:
@@ -129,6 +189,7 @@ def _encode_scalar(vr: str, value: Any) -> Any:
     return str(value)
 
 
+@lru_cache(maxsize=4096)
 def _allows_many(tag: BaseTag) -> bool:
     if tag.is_private:
         return False

@@ -58,14 +58,73 @@ def store_pixels(ds: Dataset, *, keep_original: bool = False) -> StoredPixels | 
     source_ts = str(ds.file_meta.TransferSyntaxUID)
     if ts.is_encapsulated(source_ts) and (keep_original or ts.keeps_original_bytes(source_ts)):
         return StoredPixels(source_ts, list(_original_frames(ds, source_ts)), {})
+    native = keep_original or not _fits_htj2k(ds)
+    stored_ts = ts.EXPLICIT_VR_LE if native else ts.HTJ2K_LOSSLESS_RPCL
+    views = _little_endian_frames(ds, source_ts)
+    if views is not None:
+        frames = [
+            _stored_bytes_frame(array, bytes(data)) if native else _htj2k_frame(array)
+            for array, data in views
+        ]
+        return StoredPixels(stored_ts, frames, {})
     changed: dict[str, Any] = {}
     frames = []
-    native = keep_original or not _fits_htj2k(ds)
     for array, meta in get_decoder(source_ts).iter_array(ds, raw=True):
         frames.append(_native_frame(array, ds) if native else _htj2k_frame(array))
         changed.update(_changes(ds, meta))
-    stored_ts = ts.EXPLICIT_VR_LE if native else ts.HTJ2K_LOSSLESS_RPCL
     return StoredPixels(stored_ts, frames, changed)
+
+
+def _little_endian_frames(
+    ds: Dataset, source_ts: str
+) -> list[tuple[np.ndarray, bytes | memoryview]] | None:
+    """Each frame of little-endian native pixel data as an array viewing the source bytes, with
+    those bytes (the pixel data itself when it is one frame).
+
+    What pydicom's decoder yields for the common uncompressed source, without its validation
+    and copies. None when the decoder must do it: big endian, 1-bit, subsampled or planar
+    colour, missing or short values, or unused high bits set (which the decoder clears).
+    """
+    if source_ts not in ts.NATIVE or source_ts == ts.EXPLICIT_VR_BE or "PixelData" not in ds:
+        return None
+    rows, columns, bits, stored, samples, signed = (
+        ds.get(keyword)
+        for keyword in (
+            "Rows",
+            "Columns",
+            "BitsAllocated",
+            "BitsStored",
+            "SamplesPerPixel",
+            "PixelRepresentation",
+        )
+    )
+    if (
+        not all(isinstance(value, int) for value in (rows, columns, stored, signed))
+        or bits not in (8, 16, 32)
+        or not 0 < stored <= bits
+        or not (samples == 1 or (samples == 3 and ds.get("PlanarConfiguration") == 0))
+        or str(ds.get("PhotometricInterpretation", "")).endswith(("_422", "_420"))
+    ):
+        return None
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+    shape = (rows, columns, samples) if samples > 1 else (rows, columns)
+    length = rows * columns * samples * dtype.itemsize
+    count = int(ds.get("NumberOfFrames") or 1)
+    pixel_data = ds.PixelData
+    if not isinstance(pixel_data, bytes) or not 0 < length * count <= len(pixel_data):
+        return None
+    low, high = (
+        (-(1 << (stored - 1)), (1 << (stored - 1)) - 1) if signed else (0, (1 << stored) - 1)
+    )
+    frames = []
+    view = memoryview(pixel_data)
+    for index in range(count):
+        data = pixel_data if len(pixel_data) == length else view[index * length :][:length]
+        array = np.frombuffer(data, dtype).reshape(shape)
+        if stored < bits and not low <= array.min() <= array.max() <= high:
+            return None
+        frames.append((array, data))
+    return frames
 
 
 def _fits_htj2k(ds: Dataset) -> bool:
@@ -105,8 +164,16 @@ def _native_frame(array: np.ndarray, ds: Dataset) -> StoredFrame:
         data = pack_bits(array)
     else:
         data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+    return _stored_bytes_frame(array, data)
+
+
+def _stored_bytes_frame(array: np.ndarray, data: bytes) -> StoredFrame:
+    """A frame kept as the little-endian bytes *data* of *array*."""
     return StoredFrame(
-        data, len(data), [_checksum(array.astype(array.dtype.newbyteorder("=")))], *_min_max(array)
+        data,
+        len(data),
+        [_checksum(array.astype(array.dtype.newbyteorder("="), copy=False))],
+        *_min_max(array),
     )
 
 
@@ -135,7 +202,8 @@ def _htj2k_frame(array: np.ndarray) -> StoredFrame:
 
 def _checksum(array: np.ndarray) -> dict[str, int]:
     height, width = array.shape[:2]
-    return {"Width": int(width), "Height": int(height), "Checksum": zlib.crc32(array.tobytes())}
+    checksum = zlib.crc32(np.ascontiguousarray(array))  # its bytes, without a copy
+    return {"Width": int(width), "Height": int(height), "Checksum": checksum}
 
 
 def _min_max(array: np.ndarray) -> tuple[int | float, int | float]:

@@ -14,12 +14,14 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from ..dicom.ahi_json import dataset_to_attributes
+from ..dicom.ahi_json import Memo, dataset_to_attributes
 from ..dicom.frames import StoredPixels, store_pixels
 from ..dicom.image_set import InstanceEntry
 from ..stores.local import write_staged_file
 
 _REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+#: Elements this process encoded, for the next files of their series (bounded by ahi_json).
+_memo: Memo = {}
 
 
 @dataclass
@@ -29,8 +31,11 @@ class ParsedFile:
     entry: InstanceEntry
     #: Frame blobs by id: bytes, or files written to the store's staging folder.
     frames: dict[str, bytes | Path] = field(default_factory=dict)
-    #: Their total size, wherever they are.
-    frame_bytes: int = 0
+
+    @property
+    def bytes_held(self) -> int:
+        """Frame bytes held in memory (not staged as files)."""
+        return sum(len(blob) for blob in self.frames.values() if isinstance(blob, bytes))
 
     def discard_staged_frames(self) -> None:
         """Delete this file's staged frames (its instance turned out to be present already)."""
@@ -70,7 +75,7 @@ def parse_file(
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
         return ParseFailure(path, "no TransferSyntaxUID in the file meta information")
     try:
-        attributes, vrs = dataset_to_attributes(ds)
+        attributes, vrs = dataset_to_attributes(ds, _memo)
         pixels = store_pixels(ds, keep_original=keep_original)
     except Exception as error:  # a codec or a damaged value: report it, keep importing
         return ParseFailure(path, f"cannot read pixel data or attributes: {error}")
@@ -82,9 +87,7 @@ def parse_file(
         vrs=vrs,
     )
     frames = _attach_frames(entry, pixels, staging_dir) if pixels else {}
-    return ParsedFile(
-        path, size, entry, frames, sum(len(f.data) for f in pixels.frames) if pixels else 0
-    )
+    return ParsedFile(path, size, entry, frames)
 
 
 def _attach_frames(
@@ -97,7 +100,8 @@ def _attach_frames(
     for frame in pixels.frames:
         frame_id = uuid.uuid4().hex
         blobs[frame_id] = (
-            write_staged_file(staging_dir, frame_id, frame.data)
+            # Not synced here: put_image_set syncs a version's staged frames all at once.
+            write_staged_file(staging_dir, frame_id, frame.data, durable=False)
             if staging_dir is not None
             else frame.data
         )
