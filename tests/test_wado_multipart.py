@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.parser
 import email.policy
+import threading
 
 import pytest
 
@@ -18,6 +19,7 @@ from dicomweb_proxy.http.byte_ranges import (
     requested_range,
 )
 from dicomweb_proxy.http.errors import undecodable_frame
+from dicomweb_proxy.retrieve.frames import FrameSource
 from dicomweb_proxy.retrieve.prefetch import prefetched
 from dicomweb_proxy.retrieve.records import InstanceRecord, UndecodableFrame
 from dicomweb_proxy.retrieve.service import Retrieval
@@ -179,3 +181,22 @@ def test_part10_headers_are_kept_per_image_set_version():
     assert first is again  # kept
     assert other is not first and other.head == first.head  # another version: built anew
     assert loose is not loose_again  # no version to key it by: never kept
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_local_stores_are_read_at_once_remote_ones_on_the_store_pool(local):
+    threads: list[str] = []
+
+    class Store:
+        datastore_id = "local"
+        local_reads = local
+
+        def get_image_frame(self, image_set_id: str, frame_id: str) -> bytes:
+            threads.append(threading.current_thread().name)
+            return b"\x01\x02"
+
+    record = InstanceRecord("0" * 32, "1", "2", "3", {}, {}, ts.HTJ2K_LOSSLESS_RPCL, ("f",))
+    frames = FrameSource(Store(), Capacity.create(1, 1, 1), stored_cache_bytes=0)  # type: ignore[arg-type]
+    assert asyncio.run(frames.stored(record, 1)) == b"\x01\x02"
+    assert threads == (["MainThread"] if local else [threads[0]])
+    assert local or threads[0].startswith("store")

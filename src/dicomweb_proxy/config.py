@@ -111,9 +111,9 @@ class Settings:
     codec_threads: int = 0
     #: Memory caches per worker process and datastore, in MiB (retrieve/): image-set documents
     #: and resolved instances, stored frames, transcoded frames, metadata bodies.
-    document_cache_mb: int = 128
+    document_cache_mb: int = 64
     frame_memory_cache_mb: int = 64
-    transcode_cache_mb: int = 128
+    transcode_cache_mb: int = 64
     metadata_cache_mb: int = 64
     #: Further datastores: name -> the settings its table sets (converted, DATASTORE_KEYS only).
     datastores: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)

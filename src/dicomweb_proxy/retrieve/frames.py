@@ -1,7 +1,9 @@
 """Frames of resolved instances, as stored or transcoded.
 
-Store reads run on the store's thread pool and decoding on the codec pool (the codecs release
-the GIL), so a slow store holds no codec thread and a burst of transcodes no store thread.
+Store reads run on the store's thread pool (a local store's file reads at once, as nginx reads
+its files: a thread hop costs more than reading a frame from the page cache) and decoding on the
+codec pool (the codecs release the GIL), so a slow store holds no codec thread and a burst of
+transcodes no store thread.
 Stored and transcoded frames are kept in byte-bounded LRUs per worker process: a kept stored
 frame is answered without a thread hop (the largest cost of a frame request after the framework's
 own), a kept transcode without decoding again.
@@ -19,7 +21,7 @@ from .records import FrameGone, InstanceRecord, UndecodableFrame
 
 #: Frames kept per worker process and datastore, as stored and transcoded.
 STORED_CACHE_BYTES = 64 * 1024 * 1024
-TRANSCODED_CACHE_BYTES = 128 * 1024 * 1024
+TRANSCODED_CACHE_BYTES = 64 * 1024 * 1024
 
 
 class FrameSource:
@@ -35,6 +37,7 @@ class FrameSource:
     ) -> None:
         self.store = store
         self.capacity = capacity
+        self._inline_reads = getattr(store, "local_reads", False)
         self._stored: SizedLRU[tuple[str, str], bytes] = SizedLRU(stored_cache_bytes)
         self._transcoded: SizedLRU[tuple[str, str], bytes] = SizedLRU(transcoded_cache_bytes)
 
@@ -52,7 +55,10 @@ class FrameSource:
         if kept is not None:
             return kept
         try:
-            data = await self.capacity.store.run(self.store.get_image_frame, *key)
+            if self._inline_reads:
+                data = self.store.get_image_frame(*key)
+            else:
+                data = await self.capacity.store.run(self.store.get_image_frame, *key)
         except FrameNotFound:
             raise FrameGone(f"frame {number} of {record.sop_uid} is gone") from None
         return self._stored.put(key, data)

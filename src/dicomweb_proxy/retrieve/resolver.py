@@ -39,7 +39,7 @@ from ..stores.base import ImageSetNotFound, ImageSetStore
 from .records import InstanceKey, InstanceRecord, NotFound, Plan, describe
 
 #: Image-set documents and resolved instances kept per worker process and datastore.
-RESOLVER_CACHE_BYTES = 128 * 1024 * 1024
+RESOLVER_CACHE_BYTES = 64 * 1024 * 1024
 #: Parsed JSON takes several times its text's size in Python objects (measured: about 5x for
 #: image-set documents); entries are charged that.
 _PARSED_OVERHEAD = 5

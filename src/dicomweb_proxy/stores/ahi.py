@@ -125,6 +125,7 @@ class AhiStore:
     def __init__(self, client: Any, datastore_id: str, *, retry: RetryPolicy | None = None) -> None:
         self.datastore_id = datastore_id
         self.staging_dir = None  # read-only for writers: AHI image sets come from AHI imports
+        self.local_reads = False
         self.retry = retry or MAINTENANCE_RETRY
         self._client = client
 

@@ -65,6 +65,9 @@ class ImageSetStore(Protocol):
     #: A folder where writers may put frame files to hand to put_image_set (moved, not copied,
     #: so encoding processes need not send frame bytes to the writer); None: pass bytes.
     staging_dir: Path | None
+    #: Whether frame reads are reads of local files (the page cache, usually): cheaper done
+    #: at once than handed to a thread, as nginx reads its files. False for remote stores.
+    local_reads: bool
 
     def get_image_set_metadata(
         self, image_set_id: str, version: int | None = None

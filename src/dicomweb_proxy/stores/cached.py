@@ -77,6 +77,7 @@ class CachedStore:
     ) -> None:
         self.datastore_id = store.datastore_id
         self.staging_dir = store.staging_dir
+        self.local_reads = False  # a miss is a call to the store behind the cache
         self.max_bytes = max_bytes
         self._store = store
         self._prefetch_store = prefetch_store or store

@@ -51,6 +51,7 @@ class LocalStore:
         self._image_sets.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
         self.staging_dir: Path | None = self._tmp
+        self.local_reads = True
         self._metadata_cache: SizedLRU[Path, tuple[dict[str, Any], int]] = SizedLRU(
             _METADATA_CACHE_BYTES, size_of=lambda entry: entry[1]
         )
