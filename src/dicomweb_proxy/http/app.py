@@ -93,6 +93,7 @@ def create_app(services: Services | Mapping[str, Services]) -> Starlette:
     routes.append(Route("/", _root(names), methods=["GET", "HEAD"]))
     # Last: a base path of "/" mounts at "", which takes every path.
     routes += [Mount(base, app=datastore_app) for base, datastore_app in apps.items()]
+    routes += viewer.root_asset_routes()
     handlers = _outer_handlers(list(apps.values()))
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.services = default
