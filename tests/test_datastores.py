@@ -119,9 +119,9 @@ def test_each_base_path_serves_its_own_datastore(two_local: Server, studies):
         capabilities = httpx.options(base)
         assert capabilities.status_code == 200
         assert f'<resources base="{base}/">' in capabilities.text
-    assert httpx.get(two_local.root).text == (
-        "dicomweb-proxy: DICOMweb services at /aetitle (default), /research (research)\n"
-    )
+    front = httpx.get(two_local.root, headers={"Accept": "application/json"}).json()
+    listed = [(each["name"], each["url"], each["studies"]) for each in front["datastores"]]
+    assert listed == [("default", default, 1), ("research", research, 1)]
     printed = next(two_local.data_dir.glob("server-*.log")).read_text()
     assert f"DICOMweb service at {default} (datastore default)\n" in printed
     assert f"DICOMweb service at {research} (datastore research)\n" in printed

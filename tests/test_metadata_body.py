@@ -10,6 +10,8 @@ import zlib
 import httpx
 import orjson
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from dicomweb_proxy.config import load_settings
 from dicomweb_proxy.http.app import create_app
@@ -18,6 +20,12 @@ from dicomweb_proxy.retrieve.metadata import BodyWriter, Fragment, build_fragmen
 from dicomweb_proxy.services import open_services
 
 from .sample_data import ImportedSamples
+
+
+def _datastore_app(app: Starlette) -> Starlette:
+    """The default datastore's application, mounted at its base path."""
+    return next(route.app for route in app.routes if isinstance(route, Mount))
+
 
 JSON_ONLY = {"Accept": "application/dicom+json", "Accept-Encoding": "identity"}
 GZIP = {"Accept": "application/dicom+json", "Accept-Encoding": "gzip"}
@@ -83,7 +91,7 @@ def test_a_study_body_is_streamed_in_fragments_then_kept(
         assert first_gzip.headers["content-encoding"] == "gzip"
         assert first_gzip.content == kept_gzip.content == first.content  # httpx inflated both
         assert first.headers["etag"] == kept.headers["etag"] != first_gzip.headers["etag"]
-        retrieval = app.routes[-1].app.state.retrieval
+        retrieval = _datastore_app(app).state.retrieval
         assert len(retrieval.metadata) >= counts[study] // 2  # kept as fragments, not whole
     finally:
         services.close()
@@ -95,7 +103,7 @@ def test_the_fragment_cache_stays_within_its_bound(imported_samples: ImportedSam
     services = open_services(load_settings(flags, environ={}), upgrade=False)
     try:
         app = create_app(services)
-        retrieval = app.routes[-1].app.state.retrieval
+        retrieval = _datastore_app(app).state.retrieval
         retrieval.metadata.max_bytes = 20_000
         (studies,) = _get_all(app, [("/aetitle/studies", {})])
         paths = [

@@ -5,15 +5,20 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import DBAPIError
 
 from .config import ConfigError, Settings, load_settings
 from .stores.base import StoreError
+
+if TYPE_CHECKING:
+    from .services import Services
 
 DESCRIPTION = """\
 A DICOMweb server (QIDO-RS, WADO-RS) for image-set stores: a local folder kept the way AWS
@@ -22,6 +27,21 @@ environment variables (PORT and CACHE_ROOT are read too), then a TOML config fil
 DICOMWEB_PROXY_CONFIG), then defaults. One server can front several datastores, each at a base path
 of its own ([datastores.NAME] tables in the config file, docs/datastores.md).
 """
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad flag or value costs one line naming it, not the usage block of every option (its
+    subcommands' parsers are of this class too)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def _port(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port number (1-65535)") from None
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -81,7 +101,7 @@ def _datastore_option(parser: argparse.ArgumentParser) -> None:
 def _server_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("server")
     group.add_argument("--host", help="address to listen on (default 0.0.0.0)")
-    group.add_argument("--port", type=int, help="TCP port (env PORT too; default 8080)")
+    group.add_argument("--port", type=_port, help="TCP port (env PORT too; default 8080)")
     group.add_argument(
         "--base-path",
         help="URL prefix of the DICOMweb service (default /aetitle, as the AHI proxy)",
@@ -107,7 +127,7 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dicomweb-proxy", description=DESCRIPTION)
+    parser = _Parser(prog="dicomweb-proxy", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = _common_options()
 
@@ -135,9 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     importer.set_defaults(handler=cmd_import)
 
     db = commands.add_parser(
-        "db", parents=[common], help="create, upgrade or inspect the index schema"
+        "db",
+        parents=[common],
+        help="create, upgrade or inspect the index schema",
+        description=_doc(cmd_db),
     )
-    db.add_argument("action", choices=["upgrade", "status"], help="upgrade: create or migrate")
+    db.add_argument(
+        "action",
+        choices=["upgrade", "status"],
+        help="upgrade: create the data folder and the schema, or migrate it to this version; "
+        "status: print the index URL and its schema revision, changing nothing",
+    )
     _datastore_option(db)
     db.set_defaults(handler=cmd_db)
 
@@ -165,7 +193,9 @@ def _index_commands(commands, common: argparse.ArgumentParser) -> None:
         help="index new and changed image sets, drop deleted ones",
         description=_doc(cmd_index_sync),
     )
-    sync.add_argument("--datastore", dest="datastore_id", help="datastore id (default: settings)")
+    # The datastore is --datastore-id, as everywhere; --datastore, this command's first spelling,
+    # still works for the scripts that use it.
+    sync.add_argument("--datastore", dest="datastore_id", help=argparse.SUPPRESS)
     _datastore_option(sync)
     sync.set_defaults(handler=cmd_index_sync)
     event = actions.add_parser(
@@ -202,10 +232,47 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _upgrade(settings: Settings) -> None:
+    """Create or upgrade every datastore's index, and say what each one serves."""
     from .services import open_datastores
 
-    for services in open_datastores(settings, upgrade=True).values():
-        services.close()
+    for name, services in open_datastores(settings, upgrade=True).items():
+        try:
+            studies = services.reader.counts().studies
+            print(f"{_serving(name, services)}: {studies} studies", flush=True)
+        finally:
+            services.close()
+
+
+def _serving(name: str, services: Services) -> str:
+    """Where a datastore's data comes from, in one line (the index URL without its password)."""
+    settings = services.settings
+    if settings.store == "ahi":
+        store = f"AHI datastore {settings.datastore_id} ({settings.aws_region or 'default region'})"
+    else:
+        store = f"local store {settings.store_root.resolve()}"
+    return (
+        f"datastore {name}: data folder {settings.data_dir.resolve()}, "
+        f"index {services.index.url.render_as_string()}, {store}"
+    )
+
+
+def _port_in_use(settings: Settings) -> str | None:
+    """Why the server cannot listen on its address, before it prints where it answers. (The
+    port could still be taken in between; uvicorn then says so.)"""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as error:
+        return (
+            f"dicomweb-proxy: cannot listen on {settings.host} port {settings.port}: "
+            f"{error.strerror or error}; stop the program using it (another dicomweb-proxy?) "
+            "or choose another with --port (env PORT)"
+        )
+    return None
 
 
 def _run_server(settings: Settings) -> int:
@@ -213,6 +280,10 @@ def _run_server(settings: Settings) -> int:
 
     from .http.viewer import viewer_status
 
+    problem = _port_in_use(settings)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     os.environ.update(settings.to_env())
     base = f"http://{'localhost' if settings.host in ('0.0.0.0', '::') else settings.host}"
     datastores = settings.all_datastores()
@@ -279,8 +350,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    """Create or upgrade the index schema, or print its revision. A database in the companion
-    metadata-index layout is reported as such and never changed."""
+    """Create or upgrade the index schema (upgrade), or print its revision (status: reads only,
+    and creates no data folder). A database in the companion metadata-index layout is reported
+    as such and never changed."""
     from .index.database import schema_revision
     from .services import open_index
 
@@ -348,9 +420,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """
     from .ingest.importer import Importer, find_files
     from .samples import generate_sample_studies
-    from .services import open_services
+    from .services import create_data_dir, open_services
 
     settings = _settings(args, cors_origins=args.cors_origins or ["*"])
+    create_data_dir(settings)  # before the samples: a mistyped folder is refused, not made
     samples = settings.data_dir / "samples"
     if not samples.exists():
         print(f"writing sample studies to {samples}", flush=True)

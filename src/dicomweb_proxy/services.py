@@ -67,8 +67,15 @@ def open_services(
 
 
 def open_index(settings: Settings, *, upgrade: bool = True) -> tuple[Engine, Layout]:
-    """The index database and its layout, created or upgraded if asked and ours."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """The index database and its layout, created or upgraded if asked and ours. Only then is
+    the data folder created: a command that only reads (``db status``) leaves none behind."""
+    if upgrade:
+        create_data_dir(settings)
+    elif not (settings.database_url or settings.db_secret_arn) and not settings.data_dir.is_dir():
+        raise ConfigError(
+            f"{_data_dir_setting(settings)}: {settings.data_dir} does not exist, so there is no "
+            "index yet ('dicomweb-proxy db upgrade', 'serve' or 'import' creates it)"
+        )
     engine = create_index_engine(index_url(settings))
     try:
         layout = detect_layout(engine)
@@ -80,6 +87,32 @@ def open_index(settings: Settings, *, upgrade: bool = True) -> tuple[Engine, Lay
     elif upgrade:
         log.info("index %s: metadata-index layout, read only", engine.url.render_as_string())
     return engine, layout
+
+
+def create_data_dir(settings: Settings) -> None:
+    """Create the data folder of a command that writes. A folder you name must have an existing
+    parent, so a mistyped path is refused rather than serving a new, empty store; the default
+    one (``./data``, a datastore's ``datastores/NAME`` in it) is created with its parents."""
+    path = settings.data_dir
+    if path.is_dir():
+        return
+    named = settings.sources.get("data_dir", "default") != "default"
+    if named and not path.parent.is_dir():
+        problem = "is not a folder" if path.parent.exists() else "does not exist"
+        raise ConfigError(
+            f"{_data_dir_setting(settings)}: {path.parent}, the parent of {path}, {problem}; "
+            "create it first or correct the path"
+        )
+    try:
+        path.mkdir(parents=not named, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"{_data_dir_setting(settings)}: cannot create {path}: {error.strerror}"
+        ) from None
+
+
+def _data_dir_setting(settings: Settings) -> str:
+    return f"setting 'data_dir' (from {settings.sources.get('data_dir', 'default')})"
 
 
 def open_datastores(

@@ -3,7 +3,7 @@
 Every datastore is a Starlette sub-application of its own, mounted at its base path: the route
 handlers read ``request.app.state.services``, which is then that datastore's. The outer
 application holds what is server-wide: CORS, the viewer (set up for the default datastore),
-``OPTIONS {base}`` and ``GET /``.
+``OPTIONS {base}`` and the front page (``GET /``, ``GET {base}``).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from ..config import DEFAULT_DATASTORE, Settings, load_settings
 from ..retrieve.service import CacheBudgets, Retrieval
 from ..services import Services, open_datastores
-from . import capabilities, health, qido, rendered, viewer, wado
+from . import capabilities, front, health, qido, rendered, viewer, wado
 from .errors import EXCEPTION_HANDLERS
 
 #: Headers viewers send cross-origin (OHIF sends Accept with parameters, Range for HTJ2K;
@@ -48,6 +48,7 @@ def dicomweb_routes() -> list[Route]:
         *rendered.routes,
         *health.routes(),
         *capabilities.routes,
+        *front.routes,
     ]
 
 
@@ -55,6 +56,7 @@ def dicomweb_app(services: Services) -> Starlette:
     """One datastore's DICOMweb service, to mount at its base path."""
     app = Starlette(routes=dicomweb_routes(), exception_handlers=EXCEPTION_HANDLERS)
     app.state.services = services
+    app.state.front_page = front.FrontPage({DEFAULT_DATASTORE: services})  # alone; see create_app
     app.state.retrieval = Retrieval(
         services.store, services.reader, services.capacity, cache_budgets(services.settings)
     )
@@ -88,13 +90,16 @@ def create_app(services: Services | Mapping[str, Services]) -> Starlette:
             )
         )
     apps = {each.settings.base_path.rstrip("/"): dicomweb_app(each) for each in datastores.values()}
+    front_page = front.FrontPage(datastores)
     routes = viewer.routes(settings)  # the OHIF viewer at /viewer, same origin
     for base, datastore_app in apps.items():
-        routes += _base_routes(base, datastore_app)  # OPTIONS {base}, no final slash
-    names = dict(zip(datastores, apps, strict=True))
-    routes.append(Route("/", _root(names), methods=["GET", "HEAD"]))
+        datastore_app.state.front_page = front_page
+        routes += _base_routes(base, datastore_app)  # OPTIONS and GET {base}, no final slash
+    default_app = next(iter(apps.values()))
+    routes.append(Route("/", _in_app(default_app, front.page), methods=["GET", "HEAD"]))
     # Last: a base path of "/" mounts at "", which takes every path.
     routes += [Mount(base, app=datastore_app) for base, datastore_app in apps.items()]
+    routes += viewer.root_asset_routes()
     handlers = _outer_handlers(list(apps.values()))
     app = Starlette(
         routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=_warm_up
@@ -127,11 +132,14 @@ def _outer_handlers(datastore_apps: list[Starlette]) -> dict:
 def _base_routes(base: str, datastore_app: Starlette) -> list[Route]:
     """capabilities.base_routes, answered as routes of the datastore's app (they lie outside
     its mount), so the capabilities name that datastore's URL."""
-    return [
+    routes = [
         Route(route.path, _in_app(datastore_app, route.endpoint), methods=route.methods)
         for route in capabilities.base_routes(base)
         if isinstance(route, Route)
     ]
+    if base:  # the front page; a base of "/" has it at "/"
+        routes.append(Route(base, _in_app(datastore_app, front.page), methods=["GET", "HEAD"]))
+    return routes
 
 
 def _in_app(datastore_app: Starlette, endpoint):
@@ -140,19 +148,6 @@ def _in_app(datastore_app: Starlette, endpoint):
         return await endpoint(request)
 
     return answer
-
-
-def _root(bases: Mapping[str, str]):
-    """``GET /``: where the DICOMweb service is, or the services by datastore name."""
-    if len(bases) == 1:
-        text = f"DICOMweb service at {next(iter(bases.values())) or '/'}"
-    else:
-        text = "DICOMweb services at " + ", ".join(f"{b} ({n})" for n, b in bases.items())
-
-    async def root(request: Request) -> Response:
-        return PlainTextResponse(f"dicomweb-proxy: {text}\n")
-
-    return root
 
 
 def create_app_from_environment() -> Starlette:

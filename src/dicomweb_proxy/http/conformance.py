@@ -218,6 +218,13 @@ RESOURCES: tuple[Resource, ...] = (
         "/health/ready", "Readiness: the index and the store answer (extension)", "README", (JSON,)
     ),
     Resource("/health", "Health check: readiness, as /health/ready (extension)", "README", (JSON,)),
+    Resource(
+        "/",
+        "Front page: the datastores with their counts, health, capabilities, viewer (extension; "
+        "also GET on the base URL without the final slash and on /)",
+        "README",
+        ("text/html", JSON),
+    ),
 )
 
 
@@ -315,7 +322,7 @@ def _syntax_order(uid: str) -> tuple[int, ...]:
 # --- documents ----------------------------------------------------------------------------------
 
 
-def _service_version() -> str:
+def service_version() -> str:
     try:
         return version("dicomweb-proxy")
     except PackageNotFoundError:
@@ -332,7 +339,7 @@ def capabilities(base_url: str, resources: Iterable[Resource] = RESOURCES) -> di
     """The capabilities as JSON (the same content as the WADL)."""
     return {
         "service": "dicomweb-proxy",
-        "version": _service_version(),
+        "version": service_version(),
         "standard": "DICOM PS3.18 (QIDO-RS, WADO-RS)",
         "base": base_url,
         "resources": [
@@ -369,7 +376,7 @@ def wadl(base_url: str, resources: Iterable[Resource] = RESOURCES) -> str:
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<application xmlns="http://wadl.dev.java.net/2009/02">',
-        f'  <doc title="dicomweb-proxy {escape(_service_version())}">'
+        f'  <doc title="dicomweb-proxy {escape(service_version())}">'
         "DICOM PS3.18 QIDO-RS and WADO-RS</doc>",
         f"  <resources base={quoteattr(base_url.rstrip('/') + '/')}>",
     ]

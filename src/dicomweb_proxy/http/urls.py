@@ -19,6 +19,8 @@ from functools import cache
 
 from starlette.requests import Request
 
+from ..config import Settings
+
 #: The request headers :func:`forwarded_values` reads (for ``Vary``).
 FORWARDED_HEADERS = ("Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Prefix")
 
@@ -66,7 +68,12 @@ def forwarded_prefix(request: Request) -> str:
 
 def service_base_url(request: Request) -> str:
     """The DICOMweb base URL (e.g. ``https://pacs.example.org/aetitle``), without a final '/'."""
-    settings = request.app.state.services.settings
+    return datastore_base_url(request, request.app.state.services.settings)
+
+
+def datastore_base_url(request: Request, settings: Settings) -> str:
+    """The base URL of the datastore *settings* describe, as the client reaching *request* sees
+    it (the front page lists every datastore's)."""
     if settings.public_base_url:
         return settings.public_base_url.rstrip("/")
     client = forwarded_values(request)

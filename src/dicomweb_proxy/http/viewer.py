@@ -289,3 +289,20 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route(MOUNT, redirect, methods=["GET", "HEAD"]),
         Route(MOUNT + "/{path:path}", files.handle, methods=["GET", "HEAD"]),
     ]
+
+
+def root_asset_routes() -> list[BaseRoute]:
+    """``/assets/...`` and ``/favicon.ico`` redirected into the viewer: OHIF's files name a few
+    icons root-relative where no rewrite reaches (``sw.js``'s precache list, browser manifests,
+    ``browserconfig.xml``), and browsers ask for ``/favicon.ico`` on their own. Registered after
+    the DICOMweb mounts, so a base path of ``/assets`` keeps its own."""
+
+    async def asset(request: Request) -> Response:
+        path = urllib.parse.quote(request.path_params.get("path", "favicon.ico"))
+        location = f"{_prefix(request)}/assets/{path}"
+        return RedirectResponse(location, 308, headers={"Vary": "X-Forwarded-Prefix"})
+
+    return [
+        Route("/assets/{path:path}", asset, methods=["GET", "HEAD"]),
+        Route("/favicon.ico", asset, methods=["GET", "HEAD"]),
+    ]

@@ -10,13 +10,13 @@ import time
 from collections.abc import Collection
 from typing import NamedTuple
 
-from sqlalchemy import Connection, Engine, Select, select
+from sqlalchemy import Connection, Engine, Select, distinct, func, select
 
 from ..dicom.query import SearchQuery
 from .database import statement_timeout
 from .layout import OURS, Layout
 from .locate import LocatedRows, image_set_versions, locate
-from .schema import imageset, instance, study
+from .schema import imageset, instance, series, study
 from .search import SearchPage, search
 
 
@@ -105,10 +105,34 @@ class IndexReader:
         with self.engine.connect() as connection:
             return image_set_versions(connection, self.layout, datastore_id, image_set_ids)
 
+    def counts(self) -> Counts:
+        """How many studies, series and instances the index holds (start-up line, front page):
+        row counts, or within the scope while the index lists another datastore."""
+        with self.engine.connect() as connection:
+            if not self._filters(connection).other_datastores:
+                tables = (study, series, instance)
+                statements = [select(func.count()).select_from(table) for table in tables]
+            else:
+                held = imageset.c.datastoreid == self.scope
+                statements = [
+                    select(func.count(distinct(series.c.study_pkey)))
+                    .select_from(series.join(imageset))
+                    .where(held),
+                    select(func.count(distinct(imageset.c.series_pkey))).where(held),
+                    select(func.count()).select_from(instance.join(imageset)).where(held),
+                ]
+            return Counts(*(connection.execute(statement).scalar_one() for statement in statements))
+
     def check(self) -> None:
         """Raise unless the index answers a query (health checks): one single-row indexed read."""
         with self.engine.connect() as connection:
             connection.execute(select(study.c.study_pkey).limit(1)).all()
+
+
+class Counts(NamedTuple):
+    studies: int
+    series: int
+    instances: int
 
 
 class _Filters(NamedTuple):
