@@ -157,7 +157,7 @@ def _file_meta_bytes(attributes: Mapping[str, Any], transfer_syntax: str) -> byt
     building a data set per instance."""
     elements = b"".join(
         [
-            _short_element(0x00020001, "OB", b"\x00\x01", long_header=True),
+            _element_header(0x00020001, "OB", 2) + b"\x00\x01",
             _uid_element(0x00020002, attributes.get("SOPClassUID") or ""),
             _uid_element(0x00020003, attributes.get("SOPInstanceUID") or ""),
             _uid_element(0x00020010, transfer_syntax),
@@ -172,10 +172,8 @@ def _uid_element(tag: int, uid: str) -> bytes:
     return _short_element(tag, "UI", value + b"\x00" * (len(value) % 2))
 
 
-def _short_element(tag: int, vr: str, value: bytes, *, long_header: bool = False) -> bytes:
-    """An Explicit VR Little Endian element; *long_header* for VRs with a 4-byte length."""
-    if long_header:
-        return _element_header(tag, vr, len(value)) + value
+def _short_element(tag: int, vr: str, value: bytes) -> bytes:
+    """An Explicit VR Little Endian element of a VR with a 2-byte length."""
     return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(value)) + value
 
 

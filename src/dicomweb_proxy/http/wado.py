@@ -98,8 +98,7 @@ async def metadata(request: Request) -> Response:
     writer = BodyWriter(gzip=compressed)
     kept = context.kept_metadata(plan, base_url)
     if kept is not None:
-        chunks = [writer.start(), *(c for f in kept for c in writer.add(f)), writer.end()]
-        return multipart.ChunksResponse(chunks, 200, headers, DICOM_JSON)
+        return multipart.ChunksResponse(writer.whole(kept), 200, headers, DICOM_JSON)
     fragments = await context.metadata_fragments(plan, base_url)
     return StreamingResponse(_metadata_body(writer, fragments), 200, headers, DICOM_JSON)
 
@@ -217,11 +216,12 @@ def check_frame_numbers(record: InstanceRecord, numbers: Sequence[int]) -> None:
 def frame_offers(record: InstanceRecord, single: bool) -> tuple[Offer, ...]:
     """Media types frames of this instance can be sent as: the stored bytes first (under their
     own media type, then as application/octet-stream), then transcodes."""
-    return _frame_offers(record.transfer_syntax, frame_syntaxes(record), single)
+    return _frame_offers(frame_syntaxes(record), single)
 
 
 @lru_cache(maxsize=256)
-def _frame_offers(stored: str, syntaxes: tuple[str, ...], single: bool) -> tuple[Offer, ...]:
+def _frame_offers(syntaxes: tuple[str, ...], single: bool) -> tuple[Offer, ...]:
+    stored = syntaxes[0]
     pairs = [(media_type_of(syntax), syntax) for syntax in syntaxes]
     if ts.is_encapsulated(stored):
         pairs.insert(1, (OCTET_STREAM, stored))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import orjson
@@ -158,6 +158,14 @@ class BodyWriter:
         if not self.gzip:
             return close
         return close + _FINAL_BLOCK + struct.pack("<II", self._crc, self._length & 0xFFFFFFFF)
+
+    def whole(self, fragments: Iterable[Fragment]) -> list[bytes]:
+        """The body of fragments all in hand, as chunks (the fragments not copied)."""
+        return [
+            self.start(),
+            *(c for fragment in fragments for c in self.add(fragment)),
+            self.end(),
+        ]
 
     def _piece(self, fragment: Fragment) -> bytes:
         if not self.gzip:

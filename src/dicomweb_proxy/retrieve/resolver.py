@@ -257,15 +257,19 @@ class Resolver:
         """The live document holding *key*, its expiry refreshed; call with the lock held."""
         image_set_id = self._instances.get(key)
         document = self._documents.get(image_set_id) if image_set_id else None
-        if document is None:
-            return None
+        return document if document is not None and self._used(document, now) else None
+
+    def _used(self, document: _Document, now: float) -> bool:
+        """Whether a kept document is still live: then its expiry slides (when its version is
+        known) and it becomes the most recently used; an expired one is dropped. Call with the
+        lock held."""
         if document.expires < now:
             self._drop(document.image_set_id)
-            return None
+            return False
         if document.version is not None:
             document.expires = now + self.ttl
         self._documents.move_to_end(document.image_set_id)
-        return document
+        return True
 
     def _document(self, image_set_id: str, study_uid: str, version: int | None) -> _Document | None:
         """The document of *version* (None: the current one), kept or read once however many
@@ -275,13 +279,10 @@ class Resolver:
             kept = self._documents.get(image_set_id)
             if (
                 kept is not None
-                and kept.expires >= now
                 and kept.study_uid == study_uid
                 and kept.version == version
+                and self._used(kept, now)
             ):
-                if version is not None:
-                    kept.expires = now + self.ttl
-                self._documents.move_to_end(image_set_id)
                 return kept
         return self._once(
             ("document", image_set_id, version, study_uid),

@@ -9,7 +9,7 @@ own exceptions (records.py), which the HTTP layer maps to status codes.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
@@ -137,8 +137,8 @@ class Retrieval:
     def kept_metadata(self, plan: Plan, base_url: str) -> list[Fragment] | None:
         """Every fragment of the plan's metadata body when all are kept; never blocks."""
         fragments = []
-        for rows in fragment_rows(plan):
-            fragment = self.metadata.get(fragment_key(plan, rows, base_url))
+        for _, key in _fragment_keys(plan, base_url):
+            fragment = self.metadata.get(key)
             if fragment is None:
                 return None
             fragments.append(fragment)
@@ -152,8 +152,7 @@ class Retrieval:
 
     async def _fragments(self, plan: Plan, base_url: str) -> AsyncGenerator[Fragment, None]:
         found = False
-        for rows in fragment_rows(plan):
-            key = fragment_key(plan, rows, base_url)
+        for rows, key in _fragment_keys(plan, base_url):
             fragment = self.metadata.get(key)
             if fragment is None:
                 try:
@@ -170,3 +169,9 @@ class Retrieval:
     async def bulk(self, record: InstanceRecord, path: str) -> bytes | None:
         """The binary value at a BulkDataURI tag path (not pixel data); None when none."""
         return await self.capacity.codec.run(bulk_value, record, path)
+
+
+def _fragment_keys(plan: Plan, base_url: str) -> Iterator[tuple[list[tuple[str, str, str]], str]]:
+    """The rows of each fragment of the plan's metadata body, and its cache key."""
+    for rows in fragment_rows(plan):
+        yield rows, fragment_key(plan, rows, base_url)
